@@ -1,0 +1,1 @@
+"""Default run configurations, one YAML per task, shipped as package data."""

@@ -1,0 +1,161 @@
+"""The run directory: resolved config, metrics log, checkpoints, report and pictures.
+
+Layout::
+
+    RUN_DIR/config.yaml          the resolved configuration (what `crossfuse eval/predict` rebuild from)
+    RUN_DIR/metrics.jsonl        one JSON object per logged step / evaluation
+    RUN_DIR/checkpoints/         best.safetensors, last.safetensors, last-state.pt
+    RUN_DIR/backbone/            tokenizer + architecture config, so the run reloads offline
+    RUN_DIR/report.json          final metrics of every split (+ baseline)
+    RUN_DIR/*.png                the task's pictures
+
+Every file is written atomically (temporary file + rename), so an interrupted write never
+leaves a truncated checkpoint or report behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from .errors import CrossfuseError
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+REPORT_FILE = "report.json"
+
+
+def atomic_write(path: str | Path, writer: Callable[[str], None] | bytes | str) -> Path:
+    """Write ``path`` through a temporary file in the same folder, then rename it into place.
+
+    ``writer`` is the content (bytes or text) or a function that writes to the temporary path.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        if callable(writer):
+            writer(tmp)
+        else:
+            Path(tmp).write_bytes(writer.encode("utf-8") if isinstance(writer, str) else writer)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_output(task: str) -> Path:
+    """``runs/TASK/YYYYmmdd-HHMMSS`` under the current directory."""
+    return Path("runs") / task / time.strftime("%Y%m%d-%H%M%S")
+
+
+class RunDir:
+    """One run's folder. Use :meth:`create` for a new or resumed run, :meth:`open` to read one."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, path: str | Path, *, resume: bool = False, overwrite: bool = False) -> "RunDir":
+        """Prepare ``path`` for a run; refuse to clobber another run unless asked to."""
+        run = cls(path)
+        holds_run = (run.path / CONFIG_FILE).is_file()
+        if resume:
+            if not run.has_checkpoint():
+                raise CrossfuseError(f"--resume: {run.path} holds no checkpoint to resume from "
+                                     f"(expected {run.checkpoint_dir / 'last-state.pt'})")
+            return run
+        if run.path.exists() and any(run.path.iterdir()):
+            if not overwrite:
+                what = "another run" if holds_run else "files"
+                raise CrossfuseError(f"output directory {run.path} already holds {what}; pass --resume to continue "
+                                     f"it, --overwrite to replace it, or choose another --output")
+            if not holds_run:
+                raise CrossfuseError(f"--overwrite refuses to delete {run.path}: it is not a crossfuse run directory "
+                                     f"(no {CONFIG_FILE})")
+            shutil.rmtree(run.path)
+        run.path.mkdir(parents=True, exist_ok=True)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunDir":
+        """An existing run; error if ``path`` is not one."""
+        run = cls(path)
+        if not (run.path / CONFIG_FILE).is_file():
+            raise CrossfuseError(f"{run.path} is not a crossfuse run directory (no {CONFIG_FILE} in it)")
+        return run
+
+    # -- paths ---------------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def backbone_dir(self) -> Path:
+        return self.path / "backbone"
+
+    def has_checkpoint(self) -> bool:
+        return (self.checkpoint_dir / "last-state.pt").is_file()
+
+    def best_weights(self) -> Path:
+        """The best checkpoint, or the last one for runs without a validation split."""
+        for name in ("best.safetensors", "last.safetensors"):
+            if (self.checkpoint_dir / name).is_file():
+                return self.checkpoint_dir / name
+        raise CrossfuseError(f"{self.path} has no checkpoint yet (expected {self.checkpoint_dir / 'best.safetensors'})")
+
+    # -- files ---------------------------------------------------------------------------------
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write(self.path / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+
+    def read_config(self) -> dict[str, Any]:
+        return yaml.safe_load((self.path / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+
+    def log(self, record: dict[str, Any]) -> None:
+        """Append one JSON line to metrics.jsonl (a line is written whole or not at all)."""
+        with open(self.path / METRICS_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def truncate_log(self, step: int) -> None:
+        """Drop records logged after ``step`` (they belong to the interrupted part of a resumed run)."""
+        path = self.path / METRICS_FILE
+        if not path.is_file():
+            return
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= step]
+        atomic_write(path, "".join(line + "\n" for line in kept))
+
+    def read_log(self) -> list[dict[str, Any]]:
+        path = self.path / METRICS_FILE
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def write_report(self, report: dict[str, Any]) -> None:
+        atomic_write(self.path / REPORT_FILE, json.dumps(report, indent=2, default=_json_default) + "\n")
+
+    def read_report(self) -> dict[str, Any]:
+        return json.loads((self.path / REPORT_FILE).read_text(encoding="utf-8"))
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays in reports."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")

@@ -1,0 +1,490 @@
+"""The one shared trainer. It knows the :class:`~crossfuse.task.Task` contract and nothing of domains.
+
+Features: device auto-selection, mixed precision, gradient accumulation and clipping, warm-up
+schedules, early stopping on the task's main metric, best/last checkpoints (safetensors,
+atomic), exact resume (weights, optimizer, scheduler, RNG, step, data order), JSONL logs,
+progress bars, and DDP when launched by ``torchrun`` (gloo on CPU, NCCL on CUDA).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import TrainConfig
+from .runs import RunDir, atomic_write
+from .task import DataBundle, Task
+
+STATE_FILE = "last-state.pt"
+
+
+# -- process and device ------------------------------------------------------------------------
+
+
+@dataclass
+class Distributed:
+    """Rank information from the launcher's environment (``torchrun`` sets these variables)."""
+
+    rank: int = field(default_factory=lambda: int(os.environ.get("RANK", 0)))
+    world_size: int = field(default_factory=lambda: int(os.environ.get("WORLD_SIZE", 1)))
+    local_rank: int = field(default_factory=lambda: int(os.environ.get("LOCAL_RANK", 0)))
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def select_device(name: str, dist: Distributed) -> torch.device:
+    """``auto`` picks CUDA, then MPS, then CPU; under DDP each rank takes its local GPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            name = "cuda"
+        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            name = "mps"
+        else:
+            name = "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            from .errors import CrossfuseError
+
+            raise CrossfuseError("train.device=cuda but no CUDA device is available; use --device auto or cpu")
+        return torch.device("cuda", dist.local_rank % torch.cuda.device_count())
+    return torch.device(name)
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``precision``; ``auto`` means bf16 (or fp16) on CUDA, fp32 elsewhere."""
+    if precision == "auto":
+        if device.type != "cuda":
+            return None
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG state the training loop consumes, in a form ``torch.load(weights_only=True)`` reads."""
+    np_state = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": _to_lists(random.getstate()),
+             "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_to_tuples(state["python"]))
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_lists(value: Any) -> Any:
+    return [_to_lists(v) for v in value] if isinstance(value, (tuple, list)) else value
+
+
+def _to_tuples(value: Any) -> Any:
+    return tuple(_to_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+# -- schedule ----------------------------------------------------------------------------------
+
+
+def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up over ``warmup`` steps, then linear decay, cosine decay or constant."""
+
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        if schedule == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return max(0.0, 1.0 - progress)
+
+    return factor
+
+
+def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and norms; ``head_lr`` for a ``model.head`` if set."""
+    head_ids = {id(p) for p in model.head.parameters()} if config.head_lr and hasattr(model, "head") else set()
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        no_decay = parameter.ndim < 2 or "norm" in name.lower()
+        groups.setdefault((id(parameter) in head_ids, no_decay), []).append(parameter)
+    return [{"params": params, "lr": config.head_lr if is_head else config.lr,
+             "weight_decay": 0.0 if no_decay else config.weight_decay}
+            for (is_head, no_decay), params in sorted(groups.items())]
+
+
+# -- the trainer -------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainState:
+    """Counters that a checkpoint carries besides weights and optimizer state."""
+
+    step: int = 0  # optimizer steps done
+    epoch: int = 0  # current epoch (0-based)
+    batch_in_epoch: int = 0  # micro-batches of the current epoch already consumed
+    best: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Callback:
+    """Hooks into the loop. ``on_step_end`` runs after each optimizer step."""
+
+    def on_step_end(self, trainer: "Trainer", state: TrainState) -> None:
+        pass
+
+    def on_epoch_end(self, trainer: "Trainer", state: TrainState, metrics: dict[str, Any]) -> None:
+        pass
+
+
+class Trainer:
+    """Train ``model`` on ``task`` with ``data``; write to ``run`` (only on the main rank)."""
+
+    def __init__(self, task: Task, model: nn.Module, data: DataBundle, config: TrainConfig, *, seed: int,
+                 run: RunDir | None = None, callbacks: Sequence[Callback] = ()):
+        self.task, self.data, self.config, self.seed, self.run = task, data, config, seed, run
+        self.callbacks = list(callbacks)
+        self.dist = Distributed()
+        self._init_process_group()
+        self.device = select_device(config.device, self.dist)
+        self._set_threads()
+        self.model = model.to(self.device)
+        self.ddp_model = self._wrap(self.model)
+        self.amp_dtype = autocast_dtype(config.precision, self.device)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr)
+        self.total_steps = self._total_steps()
+        warmup = int(config.warmup_ratio * self.total_steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lr_lambda(config.schedule, warmup, self.total_steps))
+        self.state = TrainState()
+        self._boundary_rng = rng_state()
+
+    # -- setup -----------------------------------------------------------------------------
+    def _init_process_group(self) -> None:
+        if self.dist.enabled and not torch.distributed.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() and self.config.device != "cpu" else "gloo"
+            torch.distributed.init_process_group(backend)
+
+    def _set_threads(self) -> None:
+        # Oversubscribed threads slow small CPUs down several-fold: share the cores between ranks.
+        cores = os.cpu_count() or 1
+        per_rank = max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size)))
+        torch.set_num_threads(self.config.threads or min(torch.get_num_threads(), per_rank))
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        if not self.dist.enabled:
+            return model
+        device_ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+    def _batches_per_epoch(self) -> int:
+        per_rank = math.ceil(len(self.data.train) / self.dist.world_size)
+        return math.ceil(per_rank / self.config.batch_size)
+
+    def _total_steps(self) -> int:
+        steps = math.ceil(self._batches_per_epoch() / self.config.grad_accum) * self.config.epochs
+        return min(steps, self.config.max_steps) if self.config.max_steps else steps
+
+    # -- data ------------------------------------------------------------------------------
+    def _epoch_indices(self, epoch: int) -> list[int]:
+        """This rank's sample order for ``epoch``: a permutation fixed by (seed, epoch)."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(len(self.data.train), generator=generator).tolist()
+        if self.dist.enabled:  # pad so every rank gets the same number of batches
+            per_rank = math.ceil(len(order) / self.dist.world_size)
+            order = (order * 2)[: per_rank * self.dist.world_size][self.dist.rank:: self.dist.world_size]
+        return order
+
+    def _loader(self, samples: Sequence[Any], indices: list[int], batch_size: int) -> torch.utils.data.DataLoader:
+        subset = torch.utils.data.Subset(samples, indices)
+        return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
+                                           collate_fn=self.task.collate, num_workers=self.config.num_workers,
+                                           persistent_workers=False)
+
+    def _to_device(self, value: Any) -> Any:
+        return move_to(value, self.device)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    # -- training --------------------------------------------------------------------------
+    def fit(self, resume: bool = False) -> TrainState:
+        """Train for ``config.epochs`` (or until early stopping / ``max_steps``)."""
+        if resume:
+            self.load_checkpoint()
+        try:
+            while self.state.epoch < self.config.epochs and not self._out_of_steps():
+                self._train_epoch()
+                if self._out_of_steps() and self.state.batch_in_epoch:
+                    break
+                stop = self._end_epoch()
+                if stop:
+                    break
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            raise
+        finally:
+            self._log_console("")
+        if self.run is not None and self.dist.is_main and not self.data.validation:
+            self._save_weights("best.safetensors")
+        return self.state
+
+    def _out_of_steps(self) -> bool:
+        return bool(self.config.max_steps) and self.state.step >= self.config.max_steps
+
+    def _train_epoch(self) -> None:
+        indices = self._epoch_indices(self.state.epoch)
+        skip = self.state.batch_in_epoch * self.config.batch_size
+        loader = self._loader(self.data.train, indices[skip:], self.config.batch_size)
+        self.ddp_model.train()
+        progress = self._progress(total=self._batches_per_epoch(), initial=self.state.batch_in_epoch,
+                                  desc=f"epoch {self.state.epoch + 1}/{self.config.epochs}")
+        accum = self.config.grad_accum
+        for batch in loader:
+            boundary = (self.state.batch_in_epoch + 1) % accum == 0 or \
+                self.state.batch_in_epoch + 1 == self._batches_per_epoch()
+            # Under DDP, skip the gradient all-reduce on micro-batches that only accumulate.
+            sync = self.ddp_model.no_sync() if self.dist.enabled and not boundary else contextlib.nullcontext()
+            with sync:
+                with self._autocast():
+                    loss = self.task.training_step(self.ddp_model, self._to_device(batch))
+                self.scaler.scale(loss / accum).backward()
+            self.state.batch_in_epoch += 1
+            progress.update(1)
+            if boundary:
+                self._optimizer_step()
+                progress.set_postfix(loss=f"{loss.item():.4f}")
+                if self.state.step % self.config.log_every == 0:
+                    self._log({"step": self.state.step, "epoch": self.state.epoch, "split": "train",
+                               "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]})
+                if self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0:
+                    self.save_checkpoint()
+                for callback in self.callbacks:
+                    callback.on_step_end(self, self.state)
+                if self._out_of_steps():
+                    break
+        progress.close()
+
+    def _optimizer_step(self) -> None:
+        if self.config.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scheduler.step()
+        self.state.step += 1
+        self._boundary_rng = rng_state()
+
+    def _end_epoch(self) -> bool:
+        """Evaluate, checkpoint, decide on early stopping. Returns True to stop."""
+        metrics = self.evaluate(self.data.validation, "validation") if self.data.validation else {}
+        record = {"step": self.state.step, "epoch": self.state.epoch, "split": "validation", **_scalars(metrics)}
+        if metrics:
+            self._log(record)
+            self._log_console(f"epoch {self.state.epoch + 1}: " + ", ".join(
+                f"{k}={v:.4f}" for k, v in _scalars(metrics).items()))
+        self.state.history.append(record)
+        stop = self._track_best(metrics)
+        for callback in self.callbacks:
+            callback.on_epoch_end(self, self.state, metrics)
+        self.state.epoch += 1
+        self.state.batch_in_epoch = 0
+        self._boundary_rng = rng_state()
+        self.save_checkpoint()
+        return stop
+
+    def _track_best(self, metrics: dict[str, Any]) -> bool:
+        if not metrics:
+            return False
+        value = float(metrics[self.task.main_metric])
+        better = self.state.best is None or (
+            value > self.state.best if self.task.greater_is_better else value < self.state.best)
+        if better:
+            self.state.best, self.state.best_epoch, self.state.bad_epochs = value, self.state.epoch, 0
+            self._save_weights("best.safetensors")
+            return False
+        self.state.bad_epochs += 1
+        patience = self.config.early_stopping_patience
+        last_epoch = self.state.epoch + 1 >= self.config.epochs
+        if patience is not None and self.state.bad_epochs >= patience and not last_epoch:
+            self._log_console(f"early stopping: {self.task.main_metric} has not improved for {patience} epochs")
+            return True
+        return False
+
+    # -- evaluation ------------------------------------------------------------------------
+    def predict(self, samples: Sequence[Any]) -> dict[str, Any]:
+        """``predict_step`` outputs for every sample of a split, in order (gathered across ranks)."""
+        indices = list(range(len(samples)))[self.dist.rank:: self.dist.world_size]
+        loader = self._loader(samples, indices, self.config.eval_batch_size or self.config.batch_size)
+        outputs = collect_outputs(self.task, self.model, loader, self.device, self.amp_dtype)
+        if self.dist.enabled:
+            outputs = self._gather(outputs, len(samples))
+        return outputs
+
+    def _gather(self, outputs: dict[str, Any], total: int) -> dict[str, Any]:
+        gathered: list[dict[str, Any]] = [None] * self.dist.world_size  # type: ignore[list-item]
+        torch.distributed.all_gather_object(gathered, outputs)
+        merged: dict[str, Any] = {}
+        for key in outputs:
+            items: list[Any] = [None] * total
+            for rank, part in enumerate(gathered):
+                for offset, value in enumerate(_rows(part[key])):
+                    items[rank + offset * self.dist.world_size] = value
+            first = outputs[key]
+            merged[key] = torch.stack(items) if isinstance(first, torch.Tensor) else items
+        return merged
+
+    def evaluate(self, samples: Sequence[Any], split: str = "eval") -> dict[str, Any]:
+        """The task's metrics on a whole split."""
+        outputs = self.predict(samples)
+        return self.task.compute_metrics(outputs, samples)
+
+    # -- checkpoints -----------------------------------------------------------------------
+    def _save_weights(self, name: str) -> None:
+        if self.run is None or not self.dist.is_main:
+            return
+        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        metadata = {"step": str(self.state.step), "epoch": str(self.state.epoch)}
+        atomic_write(self.run.checkpoint_dir / name, lambda tmp: save_file(_untie(state), tmp, metadata=metadata))
+
+    def save_checkpoint(self) -> None:
+        """Write last.safetensors and the training state needed for an exact resume."""
+        if self.run is None or not self.dist.is_main:
+            return
+        self._save_weights("last.safetensors")
+        state = {"trainer": self.state.__dict__, "optimizer": self.optimizer.state_dict(),
+                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                 "rng": self._boundary_rng, "seed": self.seed}
+        atomic_write(self.run.checkpoint_dir / STATE_FILE, lambda tmp: torch.save(state, tmp))
+
+    def load_checkpoint(self) -> None:
+        """Restore everything :meth:`save_checkpoint` wrote (weights-only unpickling)."""
+        assert self.run is not None
+        state = torch.load(self.run.checkpoint_dir / STATE_FILE, map_location="cpu", weights_only=True)
+        weights = load_file(str(self.run.checkpoint_dir / "last.safetensors"))
+        self.model.load_state_dict(weights, strict=False)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.state = TrainState(**state["trainer"])
+        set_rng_state(state["rng"])
+        self._boundary_rng = state["rng"]
+        self.run.truncate_log(self.state.step)
+        self._log_console(f"resumed at epoch {self.state.epoch + 1}, step {self.state.step}")
+
+    # -- output ----------------------------------------------------------------------------
+    def _log(self, record: dict[str, Any]) -> None:
+        if self.run is not None and self.dist.is_main:
+            self.run.log({**record, "time": round(time.time(), 3)})
+
+    def _log_console(self, message: str) -> None:
+        if message and self.dist.is_main and self.config.progress:
+            print(message, file=sys.stderr, flush=True)
+
+    def _progress(self, **kwargs: Any) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(file=sys.stderr, leave=False, dynamic_ncols=True,
+                    disable=not (self.config.progress and self.dist.is_main), **kwargs)
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def collect_outputs(task: Task, model: nn.Module, batches: Any, device: torch.device,
+                    amp_dtype: torch.dtype | None = None) -> dict[str, Any]:
+    """Run ``task.predict_step`` over ``batches`` in eval mode; return the outputs joined, on the CPU."""
+    model.eval()
+    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+    parts = []
+    for batch in batches:
+        with autocast:
+            parts.append(_to_cpu(task.predict_step(model, move_to(batch, device))))
+    return concat_outputs(parts)
+
+
+def move_to(value: Any, device: torch.device) -> Any:
+    """Move every tensor inside dicts, lists and tuples to ``device``."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: move_to(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(move_to(v, device) for v in value)
+    return value
+
+
+def _to_cpu(outputs: dict[str, Any]) -> dict[str, Any]:
+    return {k: (v.detach().float().cpu() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                else v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
+
+
+def concat_outputs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """Join per-batch outputs: tensors are concatenated on dim 0, lists extended."""
+    if not parts:
+        return {}
+    merged: dict[str, Any] = {}
+    for key in parts[0]:
+        values = [part[key] for part in parts]
+        if isinstance(values[0], torch.Tensor):
+            merged[key] = torch.cat(values)
+        else:
+            merged[key] = [item for value in values for item in value]
+    return merged
+
+
+def _rows(value: Any) -> list[Any]:
+    return list(value.unbind(0)) if isinstance(value, torch.Tensor) else list(value)
+
+
+def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating, np.integer))
+            and not isinstance(v, bool)}
+
+
+def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """safetensors refuses tensors that share memory (tied embeddings): store copies."""
+    seen: dict[int, str] = {}
+    out = {}
+    for key, tensor in state.items():
+        pointer = tensor.data_ptr()
+        out[key] = tensor.clone() if pointer in seen and tensor.numel() else tensor
+        seen.setdefault(pointer, key)
+    return out
