@@ -175,8 +175,8 @@ def _check_modality(task: Any, name: str) -> None:
     kind, _ = resolve_source(name)
     modality = get_plugin_manager().backbones.get(name).meta.get("modality") if kind == "registry" else "text"
     if modality != task.modality:
-        raise ConfigError(f"backbone {name!r} is an {modality} backbone but task {task.name!r} needs a "
-                          f"{task.modality} one; see `crossfuse list backbones`")
+        raise ConfigError(f"backbone {name!r} has modality {modality!r} but task {task.name!r} needs "
+                          f"{task.modality!r}; see `crossfuse list backbones`")
 
 
 def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: Any, started: float) -> dict[str, Any]:

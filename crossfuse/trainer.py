@@ -230,9 +230,11 @@ class Trainer:
 
     def _loader(self, samples: Sequence[Any], indices: list[int], batch_size: int) -> torch.utils.data.DataLoader:
         subset = torch.utils.data.Subset(samples, indices)
-        return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
-                                           collate_fn=self.task.collate, num_workers=self.config.num_workers,
-                                           persistent_workers=False)
+        # A private generator: creating a loader iterator draws a worker seed, and drawing it from the
+        # global RNG would shift every dropout mask after a resume.
+        generator = torch.Generator().manual_seed(self.seed + self.state.epoch)
+        return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, generator=generator,
+                                           collate_fn=self.task.collate, num_workers=self.config.num_workers)
 
     def _to_device(self, value: Any) -> Any:
         return move_to(value, self.device)
@@ -247,6 +249,9 @@ class Trainer:
         """Train for ``config.epochs`` (or until early stopping / ``max_steps``)."""
         if resume:
             self.load_checkpoint()
+        else:  # dropout and augmentation draw from here: same seed, same run, whatever ran before
+            seed_everything(self.seed)
+            self._boundary_rng = rng_state()
         try:
             while self.state.epoch < self.config.epochs and not self._out_of_steps():
                 self._train_epoch()

@@ -1,0 +1,26 @@
+"""Shared fixtures: keep every test offline, single-threaded enough for 2 cores, and isolated."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_plugins(monkeypatch):
+    """Each test sees a plugin manager built from the environment it sets up."""
+    from crossfuse.plugins import reset_plugin_manager
+
+    reset_plugin_manager()
+    yield
+    reset_plugin_manager()
+
+
+@pytest.fixture(autouse=True)
+def _run_in_tmp(tmp_path, monkeypatch):
+    """Relative paths (the default runs/ folder) land in the test's own directory."""
+    monkeypatch.chdir(tmp_path)

@@ -1,0 +1,139 @@
+"""The shared trainer: determinism, exact resume, checkpoints, schedules, early stopping."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from crossfuse.trainer import Callback, lr_lambda
+
+from toy_task import make_trainer
+
+
+def weights(trainer):
+    return {k: v.clone() for k, v in trainer.model.state_dict().items()}
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+class InterruptAt(Callback):
+    """Simulates Ctrl-C right after optimizer step ``step``."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, trainer, state):
+        if state.step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_same_seed_gives_identical_weights_and_metrics(tmp_path):
+    first, second = make_trainer(tmp_path / "a"), make_trainer(tmp_path / "b")
+    first.fit(), second.fit()
+    assert_same_weights(weights(first), weights(second))
+    assert first.state.history == second.state.history
+
+
+def test_different_seeds_give_different_weights(tmp_path):
+    first, second = make_trainer(tmp_path / "a", seed=0), make_trainer(tmp_path / "b", seed=1)
+    first.fit(), second.fit()
+    assert any(not torch.equal(a, b) for a, b in zip(weights(first).values(), weights(second).values()))
+
+
+@pytest.mark.parametrize("interrupt_step", [4, 6, 11])  # mid-epoch, at an epoch boundary, mid-epoch later
+def test_resume_after_interrupt_equals_uninterrupted_run(tmp_path, interrupt_step):
+    reference = make_trainer(tmp_path / "ref")
+    reference.fit()
+
+    interrupted = make_trainer(tmp_path / "run", callbacks=[InterruptAt(interrupt_step)])
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    assert interrupted.state.step == interrupt_step
+
+    resumed = make_trainer(tmp_path / "run", seed=0)
+    resumed.fit(resume=True)
+    assert resumed.state.step == reference.state.step
+    assert_same_weights(weights(reference), weights(resumed))
+    assert [h["accuracy"] for h in resumed.state.history] == [h["accuracy"] for h in reference.state.history]
+
+
+def test_resume_with_gradient_accumulation_is_exact(tmp_path):
+    reference = make_trainer(tmp_path / "ref", grad_accum=2)
+    reference.fit()
+    interrupted = make_trainer(tmp_path / "run", grad_accum=2, callbacks=[InterruptAt(2)])
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    resumed = make_trainer(tmp_path / "run", grad_accum=2)
+    resumed.fit(resume=True)
+    assert_same_weights(weights(reference), weights(resumed))
+
+
+def test_resumed_metrics_log_has_no_duplicate_steps(tmp_path):
+    interrupted = make_trainer(tmp_path / "run", log_every=1, checkpoint_every=2, callbacks=[InterruptAt(5)])
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    make_trainer(tmp_path / "run", log_every=1, checkpoint_every=2).fit(resume=True)
+    steps = [r["step"] for r in interrupted.run.read_log() if r["split"] == "train"]
+    assert steps == sorted(set(steps)) == list(range(1, 19))
+
+
+def test_checkpoints_are_safetensors_and_leave_no_temporary_files(tmp_path):
+    trainer = make_trainer(tmp_path / "run")
+    trainer.fit()
+    files = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert files == ["best.safetensors", "last-state.pt", "last.safetensors"]
+    last = load_file(str(tmp_path / "run" / "checkpoints" / "last.safetensors"))
+    assert_same_weights(last, {k: v for k, v in weights(trainer).items()})
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last-state.pt", weights_only=True)
+    assert state["trainer"]["step"] == trainer.state.step
+
+
+def test_training_learns_the_toy_problem(tmp_path):
+    trainer = make_trainer(tmp_path / "run", epochs=12)
+    trainer.fit()
+    assert trainer.evaluate(trainer.data.test)["accuracy"] > 0.8
+
+
+def test_early_stopping_stops_when_the_main_metric_stalls(tmp_path):
+    trainer = make_trainer(tmp_path / "run", epochs=20, lr=0.0, warmup_ratio=0.0, early_stopping_patience=2)
+    trainer.fit()
+    # With lr=0 nothing improves after the first evaluation: stop after 1 + patience epochs.
+    assert trainer.state.epoch == 3
+    assert trainer.state.best_epoch == 0
+
+
+def test_max_steps_caps_training(tmp_path):
+    trainer = make_trainer(tmp_path / "run", max_steps=5)
+    trainer.fit()
+    assert trainer.state.step == 5
+
+
+def test_gradient_accumulation_matches_a_larger_batch_without_dropout(tmp_path):
+    def run(**options):
+        trainer = make_trainer(None, epochs=1, lr=0.05, grad_clip=None, **options)
+        for module in trainer.model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        trainer.fit()
+        return weights(trainer)
+
+    big, accumulated = run(batch_size=32), run(batch_size=16, grad_accum=2)
+    for key in big:
+        assert torch.allclose(big[key], accumulated[key], atol=1e-5), key
+
+
+def test_warmup_then_linear_decay():
+    factor = lr_lambda("linear", warmup=4, total=14)
+    assert [round(factor(s), 3) for s in (0, 1, 3)] == [0.25, 0.5, 1.0]
+    assert factor(4) == 1.0 and factor(9) == 0.5 and factor(14) == 0.0
+
+
+def test_cosine_schedule_ends_at_zero_and_constant_stays():
+    assert lr_lambda("cosine", 0, 10)(10) == pytest.approx(0.0)
+    assert lr_lambda("cosine", 0, 10)(5) == pytest.approx(0.5)
+    assert lr_lambda("constant", 2, 10)(9) == 1.0
