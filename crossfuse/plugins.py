@@ -89,14 +89,15 @@ class PluginManager:
         only = _env_names("CROSSFUSE_LOAD_PLUGINS")
         skip = _env_names("CROSSFUSE_DISABLE_PLUGINS") or set()
         seen: set[str] = set()
-        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        # Built-ins first, so a third-party plugin can never take a name the core relies on.
+        ordered = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (_source(ep) != "built-in",))
+        for ep in ordered:
             # An editable and a regular install of one distribution can list an entry point twice.
             if ep.name in seen or ep.name in skip or (only is not None and ep.name not in only):
                 continue
             seen.add(ep.name)
             dist = getattr(ep, "dist", None)
-            source = "built-in" if dist is not None and dist.metadata["Name"] == "crossfuse" else "entry point"
-            info = PluginInfo(name=ep.name, version=dist.version if dist else None, source=source,
+            info = PluginInfo(name=ep.name, version=dist.version if dist else None, source=_source(ep),
                               module=ep.value)
             try:
                 plugin = ep.load()
@@ -165,6 +166,11 @@ class PluginManager:
                 info = self.plugins.get(impl.plugin_name)
                 if info is not None:
                     info.error = "register_commands failed: " + _last_line(traceback.format_exc())
+
+
+def _source(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    return "built-in" if dist is not None and dist.metadata["Name"] == "crossfuse" else "entry point"
 
 
 def _hook_names(pm: pluggy.PluginManager, plugin_name: str) -> list[str]:

@@ -18,18 +18,16 @@ def write_tiny_text_backbone(directory: str | Path, texts: Iterable[str] = (), h
     ``texts`` (so Chinese or any other script tokenizes without ``[UNK]``). The folder loads
     with ``--backbone DIR`` exactly like a downloaded model.
     """
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertConfig, BertModel
 
-    from .backbones.text import tiny_vocab
+    from .backbones.text import tiny_vocab, wordpiece_tokenizer
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     vocab = tiny_vocab()
     extra = sorted({ch for text in texts for ch in text.lower() if not ch.isspace()} - set(vocab))
     vocab += extra + ["##" + ch for ch in extra]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab_file=str(directory / "vocab.txt"), do_lower_case=True)
-    tokenizer.save_pretrained(str(directory))
+    wordpiece_tokenizer(vocab).save_pretrained(str(directory))
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=hidden * 2, max_position_embeddings=128)
     BertModel(config).save_pretrained(str(directory))

@@ -123,17 +123,27 @@ def tiny_vocab() -> list[str]:
     return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *_TINY_CHARS, *("##" + c for c in _TINY_CHARS)]
 
 
-def build_tiny_bert(config: BackboneConfig, vocab: list[str] | None = None, hidden: int = 64) -> TextBackbone:
-    """A 2-layer, 64-d BERT with random weights and a character vocabulary, for fast tests."""
+def wordpiece_tokenizer(vocab: list[str]) -> Any:
+    """A BERT WordPiece tokenizer over ``vocab`` (transformers 5 takes the vocabulary, 4 a file)."""
+    import inspect
     import tempfile
 
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from transformers import BertTokenizerFast
 
-    vocab = vocab or tiny_vocab()
+    if "vocab" in inspect.signature(BertTokenizerFast.__init__).parameters:
+        return BertTokenizerFast(vocab={token: i for i, token in enumerate(vocab)}, do_lower_case=True)
     with tempfile.TemporaryDirectory() as tmp:
         vocab_file = Path(tmp) / "vocab.txt"
         vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
-        tokenizer = BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+        return BertTokenizerFast(vocab_file=str(vocab_file), do_lower_case=True)
+
+
+def build_tiny_bert(config: BackboneConfig, vocab: list[str] | None = None, hidden: int = 64) -> TextBackbone:
+    """A 2-layer, 64-d BERT with random weights and a character vocabulary, for fast tests."""
+    from transformers import BertConfig, BertModel
+
+    vocab = vocab or tiny_vocab()
+    tokenizer = wordpiece_tokenizer(vocab)
     bert_config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
                              intermediate_size=hidden * 2, max_position_embeddings=512)
     return TextBackbone(BertModel(bert_config), tokenizer, pooling=config.pooling or "mean",

@@ -1,0 +1,53 @@
+"""The CLI shell: start-up imports, version, help, JSON output, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args):
+    """Run the CLI in a fresh interpreter; print afterwards whether torch got imported."""
+    code = ("import sys\nfrom crossfuse.cli import main\ntry:\n    main()\nexcept SystemExit as exit:\n"
+            "    print('TORCH_LOADED' if 'torch' in sys.modules else 'TORCH_ABSENT', file=sys.stderr)\n"
+            "    raise\n")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, HF_HUB_OFFLINE="1"))
+
+
+@pytest.mark.parametrize("args", [["--help"], ["list"], ["list", "backbones"], ["plugins"], ["run", "--help"],
+                                  ["--version"]])
+def test_listing_and_help_do_not_import_torch(args):
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    assert "TORCH_ABSENT" in result.stderr
+
+
+def test_version_is_printed():
+    from crossfuse import __version__
+
+    assert run_cli("--version").stdout.strip() == f"crossfuse, version {__version__}"
+
+
+def test_list_json_is_one_document_on_stdout():
+    result = run_cli("list", "datasets", "--json")
+    formats = {row["name"]: row for row in json.loads(result.stdout)}
+    assert formats["phrasebank"]["tasks"] == ["finance-sentiment"]
+    assert formats["phrasebank"]["plugin"] == "finance"
+
+
+def test_unknown_command_is_a_usage_error_with_exit_2():
+    result = run_cli("trian")
+    assert result.returncode == 2 and "No such command" in result.stderr
+
+
+def test_errors_have_no_traceback_unless_debug():
+    plain = run_cli("run", "finance-sentiment", "--set", "train.epochs=x")
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    assert "train.epochs must be int" in plain.stderr
+    debug = run_cli("--debug", "run", "finance-sentiment", "--set", "train.epochs=x")
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
