@@ -161,12 +161,13 @@ def _execute(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool,
             backbone.save_architecture(run.backbone_dir)
     trainer = Trainer(task, model, data, config.train, seed=config.seed, run=run, callbacks=callbacks)
     state = trainer.fit(resume=resume)
-    report = _final_report(task, trainer, data, config, state, started) if dist.is_main else {}
+    report = _final_report(task, trainer, data, config, state, started)  # collective: every rank evaluates
     if dist.is_main:
         run.write_report(report)
         report["pictures"] = task.draw_report(report, run.path)
         run.write_report(report)
-    return RunResult(run.path, report)
+    trainer.close()
+    return RunResult(run.path, report if dist.is_main else {})
 
 
 def _check_modality(task: Any, name: str) -> None:
@@ -182,9 +183,12 @@ def _check_modality(task: Any, name: str) -> None:
 def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: Any, started: float) -> dict[str, Any]:
     from safetensors.torch import load_file
 
+    trainer.barrier()  # the main rank has written the best checkpoint
     best = trainer.run.best_weights()
     trainer.model.load_state_dict(load_file(str(best)), strict=False)
     splits = {name: trainer.evaluate(samples, name) for name, samples in data.splits().items()}
+    if not trainer.dist.is_main:
+        return {}
     report = {
         "task": config.task, "backbone": config.backbone.name, "seed": config.seed,
         "main_metric": task.main_metric, "best_epoch": state.best_epoch, "steps": state.step,

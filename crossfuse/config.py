@@ -55,6 +55,7 @@ class TrainConfig:
     early_stopping_patience: Optional[int] = 3
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int = 0
+    find_unused_parameters: bool = False  # DDP: for models whose forward skips some parameters
     threads: Optional[int] = None
     checkpoint_every: int = 0
     max_steps: Optional[int] = None

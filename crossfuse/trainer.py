@@ -208,7 +208,8 @@ class Trainer:
         if not self.dist.enabled:
             return model
         device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
+                                                   find_unused_parameters=self.config.find_unused_parameters)
 
     def _batches_per_epoch(self) -> int:
         per_rank = math.ceil(len(self.data.train) / self.dist.world_size)
@@ -412,6 +413,17 @@ class Trainer:
         self._boundary_rng = state["rng"]
         self.run.truncate_log(self.state.step)
         self._log_console(f"resumed at epoch {self.state.epoch + 1}, step {self.state.step}")
+
+    def barrier(self) -> None:
+        """Wait for every rank (no-op without DDP)."""
+        if self.dist.enabled:
+            torch.distributed.barrier()
+
+    def close(self) -> None:
+        """Leave the process group this trainer started."""
+        if self.dist.enabled and torch.distributed.is_initialized():
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
 
     # -- output ----------------------------------------------------------------------------
     def _log(self, record: dict[str, Any]) -> None:

@@ -24,6 +24,9 @@ class TextBackbone(nn.Module):
     def __init__(self, model: nn.Module, tokenizer: Any, pooling: str = "mean",
                  max_length: int = DEFAULT_MAX_LENGTH):
         super().__init__()
+        if getattr(model, "pooler", None) is not None:
+            # We pool hidden states ourselves; an unused pooler would also stall DDP's gradient reduction.
+            model.pooler = None
         self.model = model
         self.tokenizer = tokenizer
         self.pooling = pooling

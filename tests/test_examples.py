@@ -1,0 +1,22 @@
+"""The examples run as documented."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_python_api_example_runs_end_to_end(tmp_path):
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "python_api.py"), "--backbone", "tiny-bert",
+                             "--output", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, HF_HUB_OFFLINE="1"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert lines[0] == "tasks: ['finance-sentiment']"
+    assert any(line.startswith("test macro-F1 ") for line in lines)
+    assert lines[-1] == "feature vector: (1, 64)"
+    assert (tmp_path / "finance" / "report.json").is_file()
