@@ -45,8 +45,8 @@ def cli(debug: bool) -> None:
     \b
     Quick start:
       crossfuse list tasks
-      crossfuse run finance-sentiment
-      crossfuse predict runs/finance-sentiment/LATEST "Profit doubled"
+      crossfuse run finance-sentiment --output runs/fin
+      crossfuse predict runs/fin "Profit doubled"
     """
 
 
