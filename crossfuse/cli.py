@@ -204,8 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"Error: {exc}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
-        click.echo("\nInterrupted. A checkpoint was saved where training had started; continue with "
-                   "`crossfuse run TASK --output RUN_DIR --resume`.", err=True)
+        click.echo("\nInterrupted. If training had started, its state is saved in RUN_DIR/checkpoints; continue "
+                   "with `crossfuse run TASK --output RUN_DIR --resume`.", err=True)
         code = 130
     except Exception as exc:  # noqa: BLE001 - last resort: a message, a hint, exit 1
         if debug:

@@ -190,7 +190,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(config.schedule, warmup, self.total_steps))
         self.state = TrainState()
-        self._boundary_rng = rng_state()
+        self._mark_boundary()
 
     # -- setup -----------------------------------------------------------------------------
     def _init_process_group(self) -> None:
@@ -252,7 +252,7 @@ class Trainer:
             self.load_checkpoint()
         else:  # dropout and augmentation draw from here: same seed, same run, whatever ran before
             seed_everything(self.seed)
-            self._boundary_rng = rng_state()
+            self._mark_boundary()
         try:
             while self.state.epoch < self.config.epochs and not self._out_of_steps():
                 self._train_epoch()
@@ -315,7 +315,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.state.step += 1
+        self._mark_boundary()
+
+    def _mark_boundary(self) -> None:
+        """Remember where the last optimizer step left data and RNG: a checkpoint resumes from there,
+        so micro-batches accumulated after it are replayed, not lost."""
         self._boundary_rng = rng_state()
+        self._boundary_batch = self.state.batch_in_epoch
 
     def _end_epoch(self) -> bool:
         """Evaluate, checkpoint, decide on early stopping. Returns True to stop."""
@@ -331,7 +337,7 @@ class Trainer:
             callback.on_epoch_end(self, self.state, metrics)
         self.state.epoch += 1
         self.state.batch_in_epoch = 0
-        self._boundary_rng = rng_state()
+        self._mark_boundary()
         self.save_checkpoint()
         return stop
 
@@ -394,7 +400,8 @@ class Trainer:
         if self.run is None or not self.dist.is_main:
             return
         self._save_weights("last.safetensors")
-        state = {"trainer": self.state.__dict__, "optimizer": self.optimizer.state_dict(),
+        state = {"trainer": {**self.state.__dict__, "batch_in_epoch": self._boundary_batch},
+                 "optimizer": self.optimizer.state_dict(),
                  "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
                  "rng": self._boundary_rng, "seed": self.seed}
         atomic_write(self.run.checkpoint_dir / STATE_FILE, lambda tmp: torch.save(state, tmp))
@@ -410,7 +417,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["trainer"])
         set_rng_state(state["rng"])
-        self._boundary_rng = state["rng"]
+        self._boundary_rng, self._boundary_batch = state["rng"], self.state.batch_in_epoch
         self.run.truncate_log(self.state.step)
         self._log_console(f"resumed at epoch {self.state.epoch + 1}, step {self.state.step}")
 

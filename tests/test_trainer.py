@@ -137,3 +137,27 @@ def test_cosine_schedule_ends_at_zero_and_constant_stays():
     assert lr_lambda("cosine", 0, 10)(10) == pytest.approx(0.0)
     assert lr_lambda("cosine", 0, 10)(5) == pytest.approx(0.5)
     assert lr_lambda("constant", 2, 10)(9) == 1.0
+
+
+def test_interrupt_between_accumulated_micro_batches_replays_them_on_resume(tmp_path):
+    reference = make_trainer(tmp_path / "ref", grad_accum=2)
+    reference.fit()
+
+    interrupted = make_trainer(tmp_path / "run", grad_accum=2)
+    original, calls = interrupted.task.training_step, []
+
+    def failing_step(model, batch):
+        calls.append(1)
+        if len(calls) == 6:  # micro-batch 5 was accumulated but never applied
+            raise KeyboardInterrupt
+        return original(model, batch)
+
+    interrupted.task.training_step = failing_step
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last-state.pt", weights_only=True)
+    assert (saved["trainer"]["step"], saved["trainer"]["batch_in_epoch"]) == (2, 4)
+
+    resumed = make_trainer(tmp_path / "run", grad_accum=2)
+    resumed.fit(resume=True)
+    assert_same_weights(weights(reference), weights(resumed))
