@@ -419,7 +419,10 @@ class Trainer:
         set_rng_state(state["rng"])
         self._boundary_rng, self._boundary_batch = state["rng"], self.state.batch_in_epoch
         self.run.truncate_log(self.state.step)
-        self._log_console(f"resumed at epoch {self.state.epoch + 1}, step {self.state.step}")
+        if self.state.epoch >= self.config.epochs or self._out_of_steps():
+            self._log_console(f"training had already finished (step {self.state.step}); evaluating again")
+        else:
+            self._log_console(f"resumed at step {self.state.step}, epoch {self.state.epoch + 1}/{self.config.epochs}")
 
     def barrier(self) -> None:
         """Wait for every rank (no-op without DDP)."""
@@ -438,7 +441,7 @@ class Trainer:
             self.run.log({**record, "time": round(time.time(), 3)})
 
     def _log_console(self, message: str) -> None:
-        if message and self.dist.is_main and self.config.progress:
+        if message and self.dist.is_main:
             print(message, file=sys.stderr, flush=True)
 
     def _progress(self, **kwargs: Any) -> Any:
