@@ -161,3 +161,18 @@ def test_interrupt_between_accumulated_micro_batches_replays_them_on_resume(tmp_
     resumed = make_trainer(tmp_path / "run", grad_accum=2)
     resumed.fit(resume=True)
     assert_same_weights(weights(reference), weights(resumed))
+
+
+def test_bf16_autocast_trains_on_the_cpu(tmp_path):
+    trainer = make_trainer(tmp_path / "run", precision="bf16", epochs=1)
+    assert trainer.amp_dtype == torch.bfloat16
+    trainer.fit()
+    assert all(torch.isfinite(v).all() for v in weights(trainer).values())
+    assert 0.0 < trainer.state.history[0]["loss"] < 10.0  # validation loss is a real, finite number
+
+
+def test_auto_precision_is_fp32_on_the_cpu():
+    from crossfuse.trainer import autocast_dtype
+
+    assert autocast_dtype("auto", torch.device("cpu")) is None
+    assert autocast_dtype("fp16", torch.device("cpu")) == torch.float16
