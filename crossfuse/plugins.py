@@ -123,7 +123,7 @@ class PluginManager:
             self._drop(info, f"rejected: {exc}")
             return
         info.hooks = sorted(impl_name for impl_name in _hook_names(self.pm, info.name))
-        for hook_name, registry_name in REGISTRATION_HOOKS.items():
+        for hook_name in REGISTRATION_HOOKS:
             if hook_name in info.hooks:
                 try:
                     self._call_register_hook(hook_name, info)

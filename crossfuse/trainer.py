@@ -256,16 +256,11 @@ class Trainer:
         try:
             while self.state.epoch < self.config.epochs and not self._out_of_steps():
                 self._train_epoch()
-                if self._out_of_steps() and self.state.batch_in_epoch:
-                    break
-                stop = self._end_epoch()
-                if stop:
+                if self._end_epoch():  # also when max_steps ended the epoch early: evaluate, checkpoint
                     break
         except KeyboardInterrupt:
             self.save_checkpoint()
             raise
-        finally:
-            self._log_console("")
         if self.run is not None and self.dist.is_main and not self.data.validation:
             self._save_weights("best.safetensors")
         return self.state

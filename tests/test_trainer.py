@@ -107,10 +107,12 @@ def test_early_stopping_stops_when_the_main_metric_stalls(tmp_path):
     assert trainer.state.best_epoch == 0
 
 
-def test_max_steps_caps_training(tmp_path):
+def test_max_steps_caps_training_and_still_evaluates_and_checkpoints(tmp_path):
     trainer = make_trainer(tmp_path / "run", max_steps=5)
     trainer.fit()
     assert trainer.state.step == 5
+    assert len(trainer.state.history) == 1 and trainer.state.best_epoch == 0
+    assert trainer.run.best_weights().name == "best.safetensors"
 
 
 def test_gradient_accumulation_matches_a_larger_batch_without_dropout(tmp_path):
