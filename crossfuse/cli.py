@@ -141,7 +141,15 @@ def eval_command(run_dir: str, data: str, overrides: tuple[str, ...], as_json: b
         _emit_json(metrics)
         return
     for key, value in metrics.items():
-        click.echo(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {json.dumps(value, default=str)}")
+        if isinstance(value, float):
+            click.echo(f"{key}: {value:.4f}")
+        elif isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+            click.echo(f"{key}:")  # per-class tables and the like
+            for name, row in value.items():
+                click.echo(f"  {name}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                                     for k, v in row.items()))
+        else:
+            click.echo(f"{key}: {json.dumps(value, default=str, ensure_ascii=False)}")
 
 
 @cli.command("predict")

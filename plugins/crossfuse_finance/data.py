@@ -8,6 +8,7 @@ file, the line and what was expected.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,19 +53,25 @@ def _read_text(path: Path, encoding: str) -> str:
                         f"save the file as UTF-8 or set data.encoding (e.g. latin-1)") from None
 
 
+def _lines(text: str) -> list[str]:
+    """Split on newlines only: str.splitlines() would also split at U+0085, U+2028 ..., which occur
+    inside sentences (a cp1252 ellipsis read as latin-1 is U+0085)."""
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
 def read_phrasebank(path: str | Path, options: Any = None) -> list[TextExample]:
     """Financial PhraseBank: one ``sentence@label`` per line, latin-1 unless ``data.encoding`` says otherwise."""
     path = _check_file(path)
     encoding = getattr(options, "encoding", None) or "latin-1"
     examples = []
-    for number, line in enumerate(_read_text(path, encoding).splitlines(), start=1):
+    for number, line in enumerate(_lines(_read_text(path, encoding)), start=1):
         if not line.strip():
             continue
         text, sep, label = line.rpartition("@")
         if not sep:
             raise DataError(f"{path}, line {number}: expected 'sentence@label' (PhraseBank format), found no '@' "
                             f"in {line[:60]!r}")
-        examples.append(TextExample(text.strip(), label.strip(), f"{path}:{number}"))
+        examples.append(TextExample(text.strip(), label.strip(), f"{path}, line {number}"))
     return examples
 
 
@@ -84,15 +91,15 @@ def _from_rows(rows: Iterable[tuple[int, dict[str, Any]]], path: Path, options: 
         text, label = row[text_column], row[label_column]
         if text is None or not str(text).strip() or label is None or not str(label).strip():
             raise DataError(f"{path}, line {number}: empty {text_column if not str(text or '').strip() else label_column!r}")
-        examples.append(TextExample(str(text).strip(), str(label).strip(), f"{path}:{number}"))
+        examples.append(TextExample(str(text).strip(), str(label).strip(), f"{path}, line {number}"))
     return examples
 
 
 def _read_delimited(path: str | Path, options: Any, delimiter: str) -> list[TextExample]:
     path = _check_file(path)
     encoding = getattr(options, "encoding", None) or "utf-8-sig"
-    content = _read_text(path, encoding)
-    reader = csv.DictReader(content.splitlines(), delimiter=delimiter)
+    # newline="" keeps line breaks inside quoted fields, as the csv module requires.
+    reader = csv.DictReader(io.StringIO(_read_text(path, encoding), newline=""), delimiter=delimiter)
     if reader.fieldnames is None:
         raise DataError(f"{path}: the file is empty; expected a header line with "
                         f"{' and '.join(map(repr, _columns(options)))} columns")
@@ -117,7 +124,7 @@ def read_jsonl(path: str | Path, options: Any = None) -> list[TextExample]:
     """JSON Lines: one object per line with the text and label keys."""
     path = _check_file(path)
     rows = []
-    for number, line in enumerate(_read_text(path, getattr(options, "encoding", None) or "utf-8").splitlines(), 1):
+    for number, line in enumerate(_lines(_read_text(path, getattr(options, "encoding", None) or "utf-8")), 1):
         if not line.strip():
             continue
         try:

@@ -11,7 +11,7 @@ def classification_metrics(y_true: Sequence[int], probabilities: np.ndarray, lab
     """Accuracy, macro/weighted F1, per-class precision/recall/F1/support and the confusion matrix.
 
     ``probabilities`` is ``[N, C]``; the prediction is its arg-max. Macro ROC AUC (one-vs-rest)
-    is added when every class occurs in ``y_true``.
+    is added for three or more labels when every class occurs in ``y_true``.
     """
     from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support,
                                  roc_auc_score)
@@ -35,6 +35,17 @@ def classification_metrics(y_true: Sequence[int], probabilities: np.ndarray, lab
     metrics["labels"] = list(labels)
     metrics["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=ids).tolist()
     return metrics
+
+
+def confident_errors(samples: Sequence[tuple[str, int]], probabilities: np.ndarray, labels: Sequence[str],
+                     limit: int = 10) -> list[dict[str, Any]]:
+    """The ``limit`` misclassified texts the model was surest about: where to look first."""
+    probabilities = np.asarray(probabilities)
+    predicted = probabilities.argmax(axis=1)
+    wrong = [i for i, (_, truth) in enumerate(samples) if predicted[i] != truth]
+    wrong.sort(key=lambda i: -probabilities[i, predicted[i]])
+    return [{"text": samples[i][0], "label": labels[samples[i][1]], "predicted": labels[predicted[i]],
+             "confidence": round(float(probabilities[i, predicted[i]]), 4)} for i in wrong[:limit]]
 
 
 def tfidf_baseline(train: Sequence[tuple[str, int]], splits: dict[str, Sequence[tuple[str, int]]],

@@ -16,8 +16,8 @@ from crossfuse.heads import BackboneWithHead, build_head
 from crossfuse.plugins import get_plugin_manager
 from crossfuse.task import DataBundle, Task
 
-from .data import TextExample, guess_format
-from .metrics import classification_metrics, tfidf_baseline
+from .data import EXTENSION_FORMATS, TextExample, guess_format
+from .metrics import classification_metrics, confident_errors, tfidf_baseline
 from .report import draw_confusion_matrices
 
 DEMO_PACKAGE = "crossfuse_finance"
@@ -74,10 +74,15 @@ class FinanceSentimentTask(Task):
         for name, split in (("train", train), ("validation", validation)):
             if not split:
                 raise DataError(f"the {name} split is empty: check data.{name} and data.split")
+        if len({label for _, label in train}) < 2:
+            raise DataError("the train split holds a single label; a classifier needs at least two "
+                            f"(labels: {', '.join(options.labels)})")
         return DataBundle(train, validation, test, info={"labels": list(options.labels)})
 
     def load_eval_data(self, path: str) -> list[tuple[str, int]]:
-        data_format = self.config.data.format if self.config.data.format not in ("demo", "auto") else "auto"
+        # A known extension says what the file is, whatever format the run trained on.
+        known = Path(path).suffix.lower() in EXTENSION_FORMATS
+        data_format = "auto" if known or self.config.data.format == "demo" else self.config.data.format
         samples = self._read(path, data_format)
         if not samples:
             raise DataError(f"{path}: no examples found")
@@ -114,8 +119,14 @@ class FinanceSentimentTask(Task):
             if given is not None or fraction == 0:
                 continue
             labels = [label for _, label in train]
-            stratify = labels if min(np.bincount(labels)[np.unique(labels)]) >= 2 else None
             size = fraction / total
+            carved, classes = round(size * len(train)), len(set(labels))
+            # Stratify when every label can appear on both sides; tiny datasets fall back to a plain split.
+            enough = min(np.bincount(labels)[np.unique(labels)]) >= 2 and min(carved, len(train) - carved) >= classes
+            stratify = labels if enough else None
+            if carved < 1 or carved >= len(train):
+                raise DataError(f"data.split {fractions} leaves no {name} rows out of {len(train)}; give "
+                                f"data.{name} or more data")
             train, carved = train_test_split(train, test_size=size, random_state=self.config.seed, stratify=stratify)
             total -= fraction
             if name == "test":
@@ -146,8 +157,10 @@ class FinanceSentimentTask(Task):
         return {"probabilities": model(**batch["inputs"]).float().softmax(-1), "labels": batch["labels"]}
 
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Any]) -> dict[str, Any]:
-        return classification_metrics(outputs["labels"].numpy(), outputs["probabilities"].numpy(),
-                                      self.config.data.labels)
+        probabilities = outputs["probabilities"].numpy()
+        metrics = classification_metrics(outputs["labels"].numpy(), probabilities, self.config.data.labels)
+        metrics["confident_errors"] = confident_errors(samples, probabilities, self.config.data.labels)
+        return metrics
 
     # -- use -------------------------------------------------------------------------------
     @torch.no_grad()

@@ -17,7 +17,7 @@ def test_phrasebank_is_latin1_and_splits_on_the_last_at(tmp_path):
     examples = read_phrasebank(path)
     assert [(e.text, e.label) for e in examples] == [("Tähti Oyj profit rose", "positive"),
                                                      ("Contact ir@company.com for details", "neutral")]
-    assert examples[1].where == f"{path}:3"
+    assert examples[1].where == f"{path}, line 3"
 
 
 def test_phrasebank_line_without_at_names_file_and_line(tmp_path):

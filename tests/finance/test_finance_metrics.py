@@ -49,3 +49,13 @@ def test_baseline_character_ngrams_handle_chinese():
     test = [("壬公司股价上涨", 1), ("壬公司股价下跌", 0)]
     result = tfidf_baseline(train, {"test": test}, ["negative", "positive"])
     assert result["splits"]["test"]["accuracy"] == 1.0
+
+
+def test_confident_errors_list_the_surest_mistakes_first():
+    from crossfuse_finance.metrics import confident_errors
+
+    samples = [("a", 0), ("b", 1), ("c", 2), ("d", 0)]
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.2, 0.0, 0.8]])
+    errors = confident_errors(samples, probabilities, LABELS)
+    assert [(e["text"], e["label"], e["predicted"], e["confidence"]) for e in errors] == \
+        [("d", "negative", "positive", 0.8), ("b", "neutral", "negative", 0.6)]

@@ -76,7 +76,7 @@ def test_evaluate_reads_phrasebank_and_renamed_columns(tiny_run, tmp_path):
 
 def test_unknown_label_names_file_line_and_choices_and_writes_nothing(tmp_path):
     path = write_csv(tmp_path / "train.csv", [("Profit rose", "positive"), ("Shares fell", "bearish")])
-    with pytest.raises(DataError, match=r"train.csv:3: unknown label 'bearish'; expected one of negative, neutral"):
+    with pytest.raises(DataError, match=r"train.csv, line 3: unknown label 'bearish'; expected one of negative, neutral"):
         smoke_fit("finance-sentiment", tmp_path / "out", overrides=["data.format=csv", f"data.train={path}"])
     assert not (tmp_path / "out").exists()
 
@@ -107,3 +107,37 @@ def test_chinese_text_trains_and_predicts_with_a_chinese_vocabulary(tmp_path):
     ids = model.task.tokenize(["公司利润大幅增长"])["input_ids"][0]
     assert not torch.any(ids == model.model.backbone.tokenizer.unk_token_id)
     assert model.predict(["公司净亏损扩大"])[0]["label"] in ("negative", "neutral", "positive")
+
+
+def test_same_seed_gives_the_same_report_and_resume_equals_an_uninterrupted_run(tmp_path):
+    from crossfuse.trainer import Callback
+
+    class InterruptAt(Callback):
+        def on_step_end(self, trainer, state):
+            if state.step == 20:  # mid-way through the second epoch
+                raise KeyboardInterrupt
+
+    args = dict(epochs=2, overrides=["train.batch_size=32", "train.lr=1e-3"])
+    first = smoke_fit("finance-sentiment", tmp_path / "a", **args)
+    second = smoke_fit("finance-sentiment", tmp_path / "b", **args)
+    assert first.report["splits"] == second.report["splits"]
+
+    with pytest.raises(KeyboardInterrupt):
+        smoke_fit("finance-sentiment", tmp_path / "c", callbacks=[InterruptAt()], **args)
+    resumed = crossfuse.run("finance-sentiment", output=str(tmp_path / "c"), resume=True, progress=False)
+    assert resumed.report["splits"] == first.report["splits"]
+    assert resumed.report["steps"] == first.report["steps"] == 34
+
+
+def test_a_single_label_training_set_is_refused_before_anything_is_written(tmp_path):
+    path = write_csv(tmp_path / "train.csv", [(f"Sales rose {i}%", "positive") for i in range(20)])
+    with pytest.raises(DataError, match="single label"):
+        smoke_fit("finance-sentiment", tmp_path / "out", overrides=["data.format=csv", f"data.train={path}"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_tiny_datasets_are_split_without_stratification(tmp_path):
+    rows = [("Sales rose", "positive"), ("Sales fell", "negative"), ("AGM in May", "neutral")] * 4
+    result = smoke_fit("finance-sentiment", tmp_path / "out",
+                       overrides=["data.format=csv", f"data.train={write_csv(tmp_path / 't.csv', rows)}"])
+    assert sum(result.report["sizes"].values()) == 12

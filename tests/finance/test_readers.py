@@ -9,10 +9,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from crossfuse_finance.data import (
+    guess_format,
+    read_csv,
+    read_jsonl,
+    read_phrasebank,
+    read_tsv,
+)
+from crossfuse_finance.task import FinanceData
 
 from crossfuse.errors import DataError
-from crossfuse_finance.data import guess_format, read_csv, read_jsonl, read_phrasebank, read_tsv
-from crossfuse_finance.task import FinanceData
 
 
 def write_bytes(path, data: bytes):
@@ -46,7 +52,7 @@ def test_phrasebank_skips_blank_lines_but_keeps_line_numbers(tmp_path):
                       "latin-1")
     examples = read_phrasebank(path)
     assert pairs(examples) == [("Sales grew", "positive"), ("Shares fell", "negative")]
-    assert [e.where for e in examples] == [f"{path}:1", f"{path}:4"]
+    assert [e.where for e in examples] == [f"{path}, line 1", f"{path}, line 4"]
 
 
 def test_phrasebank_line_without_at_names_file_and_line(tmp_path):
@@ -62,8 +68,6 @@ def test_phrasebank_counts_blank_lines_when_naming_the_bad_line(tmp_path):
         read_phrasebank(path)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: data.py uses str.splitlines(), which also breaks lines at U+0085; "
-                                       "byte 0x85 (cp1252 '…') decodes to U+0085 in latin-1")
 def test_phrasebank_keeps_a_0x85_byte_inside_its_sentence(tmp_path):
     path = write_bytes(tmp_path / "Sentences_AllAgree.txt", b"Sales rose \x85 again@positive\n")
     assert pairs(read_phrasebank(path)) == [("Sales rose \x85 again", "positive")]
@@ -75,6 +79,11 @@ def test_phrasebank_keeps_a_0x85_byte_inside_its_sentence(tmp_path):
 def test_csv_keeps_commas_inside_quoted_fields(tmp_path):
     path = write_text(tmp_path / "news.csv", 'text,label\n"Revenue rose 5%, beating estimates",positive\n')
     assert pairs(read_csv(path, FinanceData())) == [("Revenue rose 5%, beating estimates", "positive")]
+
+
+def test_csv_keeps_a_line_break_inside_a_quoted_field(tmp_path):
+    path = write_text(tmp_path / "news.csv", 'text,label\n"Revenue rose.\nOutlook raised.",positive\n')
+    assert pairs(read_csv(path, FinanceData())) == [("Revenue rose.\nOutlook raised.", "positive")]
 
 
 def test_csv_reads_custom_column_names_from_the_options(tmp_path):
@@ -130,6 +139,12 @@ def test_jsonl_reads_one_object_per_line_and_skips_blank_lines(tmp_path):
              json.dumps({"text": "Profit rose", "label": "positive", "id": 7})]
     path = write_text(tmp_path / "a.jsonl", "\n".join(lines) + "\n")
     assert pairs(read_jsonl(path, FinanceData())) == [("Net loss widened", "negative"), ("Profit rose", "positive")]
+
+
+def test_jsonl_keeps_a_unicode_line_separator_inside_a_string(tmp_path):
+    row = {"text": "Profit rose\u2028again", "label": "positive"}
+    path = write_text(tmp_path / "a.jsonl", json.dumps(row, ensure_ascii=False) + "\n")
+    assert pairs(read_jsonl(path, FinanceData())) == [("Profit rose\u2028again", "positive")]
 
 
 def test_jsonl_invalid_json_names_the_line(tmp_path):
