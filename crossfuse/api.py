@@ -163,7 +163,6 @@ def _execute(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool,
     state = trainer.fit(resume=resume)
     report = _final_report(task, trainer, data, config, state, started)  # collective: every rank evaluates
     if dist.is_main:
-        run.write_report(report)
         report["pictures"] = task.draw_report(report, run.path)
         run.write_report(report)
     trainer.close()
@@ -186,7 +185,7 @@ def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: 
     trainer.barrier()  # the main rank has written the best checkpoint
     best = trainer.run.best_weights()
     trainer.model.load_state_dict(load_file(str(best)), strict=False)
-    splits = {name: trainer.evaluate(samples, name) for name, samples in data.splits().items()}
+    splits = {name: trainer.evaluate(samples) for name, samples in data.splits().items()}
     if not trainer.dist.is_main:
         return {}
     report = {

@@ -150,9 +150,6 @@ class RunDir:
     def write_report(self, report: dict[str, Any]) -> None:
         atomic_write(self.path / REPORT_FILE, json.dumps(report, indent=2, default=_json_default) + "\n")
 
-    def read_report(self) -> dict[str, Any]:
-        return json.loads((self.path / REPORT_FILE).read_text(encoding="utf-8"))
-
 
 def _json_default(value: Any) -> Any:
     """numpy scalars and arrays in reports."""

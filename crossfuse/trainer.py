@@ -237,9 +237,6 @@ class Trainer:
         return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, generator=generator,
                                            collate_fn=self.task.collate, num_workers=self.config.num_workers)
 
-    def _to_device(self, value: Any) -> Any:
-        return move_to(value, self.device)
-
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
@@ -283,7 +280,7 @@ class Trainer:
             sync = self.ddp_model.no_sync() if self.dist.enabled and not boundary else contextlib.nullcontext()
             with sync:
                 with self._autocast():
-                    loss = self.task.training_step(self.ddp_model, self._to_device(batch))
+                    loss = self.task.training_step(self.ddp_model, move_to(batch, self.device))
                 self.scaler.scale(loss / accum).backward()
             self.state.batch_in_epoch += 1
             progress.update(1)
@@ -320,7 +317,7 @@ class Trainer:
 
     def _end_epoch(self) -> bool:
         """Evaluate, checkpoint, decide on early stopping. Returns True to stop."""
-        metrics = self.evaluate(self.data.validation, "validation") if self.data.validation else {}
+        metrics = self.evaluate(self.data.validation) if self.data.validation else {}
         record = {"step": self.state.step, "epoch": self.state.epoch, "split": "validation", **_scalars(metrics)}
         if metrics:
             self._log(record)
@@ -377,7 +374,7 @@ class Trainer:
             merged[key] = torch.stack(items) if isinstance(first, torch.Tensor) else items
         return merged
 
-    def evaluate(self, samples: Sequence[Any], split: str = "eval") -> dict[str, Any]:
+    def evaluate(self, samples: Sequence[Any]) -> dict[str, Any]:
         """The task's metrics on a whole split."""
         outputs = self.predict(samples)
         return self.task.compute_metrics(outputs, samples)
