@@ -219,6 +219,7 @@ class Predictor:
         cls = task_class(saved.get("task", ""))
         self.config = typed_config(saved, cls, source=str(self.run.path / "config.yaml"))
         self.task = cls(self.config)
+        self.task.run_dir = self.run.path
         backbone_config = self.config.backbone
         backbone_config.pretrained = False  # the weights come from the checkpoint
         backbone_config.weights = None
@@ -231,9 +232,17 @@ class Predictor:
         self.device = torch.device(device)
         self.model.to(self.device).eval()
 
-    def predict(self, inputs: Sequence[Any]) -> list[dict[str, Any]]:
-        """The task's predictions for raw inputs (texts for text tasks)."""
-        return self.task.predict(self.model, list(inputs))
+    def predict(self, inputs: Sequence[Any], **options: Any) -> list[dict[str, Any]]:
+        """The task's predictions for raw inputs (texts, image files or folders ...).
+
+        ``options`` are the task's ``PredictOptions`` (``score_threshold=0.5``, ``gallery="faces/"``).
+        """
+        typed = build(type(self.task).PredictOptions, options, source="predict options")
+        return self.task.predict(self.model, list(inputs), typed)
+
+    def describe(self, prediction: dict[str, Any]) -> str:
+        """The task's one-line summary of a prediction, for the terminal."""
+        return self.task.describe_prediction(prediction)
 
     def evaluate(self, data: str | Path, batch_size: int = 64) -> dict[str, Any]:
         """The task's metrics on the dataset at ``data`` (any format the task reads)."""
@@ -245,6 +254,11 @@ class Predictor:
         loader = torch.utils.data.DataLoader(samples, batch_size=batch_size, collate_fn=self.task.collate)
         outputs = collect_outputs(self.task, self.model, loader, self.device)
         return self.task.compute_metrics(outputs, samples)
+
+
+def predict_options(run_dir: str | Path) -> type:
+    """The ``PredictOptions`` dataclass of the task that trained ``run_dir`` (nothing is loaded)."""
+    return task_class(RunDir.open(run_dir).read_config().get("task", "")).PredictOptions
 
 
 def load(run_dir: str | Path, device: str = "cpu") -> Predictor:

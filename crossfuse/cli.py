@@ -152,25 +152,67 @@ def eval_command(run_dir: str, data: str, overrides: tuple[str, ...], as_json: b
             click.echo(f"{key}: {json.dumps(value, default=str, ensure_ascii=False)}")
 
 
-@cli.command("predict")
+@cli.command("predict", context_settings={"ignore_unknown_options": True})
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("inputs", nargs=-1)
 @click.option("--from-file", type=click.File("r", encoding="utf-8"), help="Read inputs, one per line ('-' for stdin).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 def predict_command(run_dir: str, inputs: tuple[str, ...], from_file: Any, as_json: bool) -> None:
-    """Predict with the trained run RUN_DIR on INPUTS (texts, image or audio files)."""
+    """Predict with the trained run RUN_DIR on INPUTS (texts, image or audio files, folders).
+
+    Tasks add their own options, anywhere on the line: --score-threshold 0.5 (driving-detection),
+    --gallery DIR (security-face-match) ... An unknown option lists the task's options.
+    """
     from . import api
 
-    items = list(inputs) + ([line.rstrip("\n") for line in from_file if line.strip()] if from_file else [])
+    items, options = _task_options(list(inputs), api.predict_options(run_dir))
+    items += [line.rstrip("\n") for line in from_file if line.strip()] if from_file else []
     if not items:
         raise click.UsageError("give at least one input, or --from-file FILE")
-    predictions = api.load(run_dir).predict(items)
+    predictor = api.load(run_dir)
+    predictions = predictor.predict(items, **options)
     if as_json:
-        _emit_json([{"input": item, **p} for item, p in zip(items, predictions)])
+        _emit_json(predictions)
         return
-    for item, prediction in zip(items, predictions):
-        extras = {k: v for k, v in prediction.items() if k != "label"}
-        click.echo(f"{prediction.get('label', '')}\t{json.dumps(extras)}\t{item}")
+    for prediction in predictions:
+        click.echo(predictor.describe(prediction))
+
+
+def _task_options(tokens: list[str], options_class: type) -> tuple[list[str], dict[str, Any]]:
+    """Split ``--name value`` / ``--name=value`` / ``--flag`` task options from the inputs.
+
+    Values stay strings here; the task's dataclass types convert them (with a message naming the
+    option when they do not fit).
+    """
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(options_class)
+    names = [f.name for f in dataclasses.fields(options_class)]
+    items: list[str] = []
+    options: dict[str, Any] = {}
+    position = 0
+    while position < len(tokens):
+        token = tokens[position]
+        position += 1
+        if not token.startswith("--") or token == "--":
+            items.append(token)
+            continue
+        flag, has_value, value = token[2:].partition("=")
+        key = flag.replace("-", "_")
+        if key not in names:
+            valid = ", ".join("--" + n.replace("_", "-") for n in names) or "none"
+            raise click.UsageError(f"no such option --{flag} for this run's task; its options: {valid}")
+        if hints[key] is bool:
+            if value.lower() not in ("", "true", "false"):
+                raise click.UsageError(f"option --{flag} is a flag: give --{flag} or --{flag}=false")
+            value = value.lower() != "false"
+        elif not has_value:
+            if position >= len(tokens):
+                raise click.UsageError(f"option --{flag} needs a value")
+            value, position = tokens[position], position + 1
+        options[key] = value
+    return items, options
 
 
 @cli.command("install")
@@ -189,6 +231,23 @@ def uninstall_command(packages: tuple[str, ...]) -> None:
     sys.exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", "-y", *packages]))
 
 
+def _show_data_warnings_plainly() -> None:
+    """Print :class:`DataWarning` as ``warning: message`` (no source line): it is about the data, not code."""
+    import warnings
+
+    from .errors import DataWarning
+
+    default = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, DataWarning):
+            click.echo(f"warning: {message}", err=True)
+        else:
+            default(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: plugin commands, then error handling with the documented exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -196,6 +255,7 @@ def main(argv: list[str] | None = None) -> None:
     from .plugins import get_plugin_manager
 
     get_plugin_manager().register_commands(cli)
+    _show_data_warnings_plainly()
     try:
         code = cli.main(args=args, prog_name="crossfuse", standalone_mode=False)
     except click.exceptions.Exit as exc:

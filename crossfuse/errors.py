@@ -25,3 +25,10 @@ class UnknownNameError(CrossfuseError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class DataWarning(UserWarning):
+    """Data was usable but changed on the way in (e.g. degenerate boxes dropped); says what and how much.
+
+    The CLI prints these as ``warning: ...`` lines; Python users filter them with :mod:`warnings`.
+    """

@@ -60,6 +60,12 @@ def _umask() -> int:
     return mask
 
 
+def cache_dir(*parts: str) -> Path:
+    """A folder for data crossfuse can regenerate (demo sets): ``$CROSSFUSE_CACHE`` or ``~/.cache/crossfuse``."""
+    root = Path(os.environ.get("CROSSFUSE_CACHE") or Path.home() / ".cache" / "crossfuse")
+    return root.joinpath(*parts)
+
+
 def default_output(task: str) -> Path:
     """``runs/TASK/YYYYmmdd-HHMMSS`` under the current directory."""
     return Path("runs") / task / time.strftime("%Y%m%d-%H%M%S")

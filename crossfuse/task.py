@@ -9,6 +9,7 @@ knows nothing else about a domain.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -47,9 +48,11 @@ class Task:
     greater_is_better: ClassVar[bool] = True
     DataConfig: ClassVar[type] = NoOptions
     HeadConfig: ClassVar[type] = NoOptions
+    PredictOptions: ClassVar[type] = NoOptions  # options of `crossfuse predict` (--score-threshold ...)
 
     def __init__(self, config: Any):
         self.config = config
+        self.run_dir: Path | None = None  # the saved run, when the task serves one (predict, eval)
 
     # -- data ----------------------------------------------------------------------------------
     def load_data(self) -> DataBundle:
@@ -89,9 +92,18 @@ class Task:
         raise NotImplementedError
 
     # -- use -------------------------------------------------------------------------------
-    def predict(self, model: Any, inputs: list[Any]) -> list[dict[str, Any]]:
-        """Predictions for raw inputs (texts, image paths, ...), one JSON-friendly dict each."""
+    def predict(self, model: Any, inputs: list[Any], options: Any) -> list[dict[str, Any]]:
+        """Predictions for raw inputs (texts, image paths, folders ...): JSON-friendly dicts.
+
+        ``options`` is a :attr:`PredictOptions` instance. Each result names what it is about
+        under ``"input"`` (a folder expands to one result per file; a pair to one result).
+        """
         raise NotImplementedError
+
+    def describe_prediction(self, prediction: dict[str, Any]) -> str:
+        """One line of terminal output for a prediction (``--json`` prints the dict instead)."""
+        extras = {k: v for k, v in prediction.items() if k not in ("label", "input")}
+        return f"{prediction.get('label', '')}\t{json.dumps(extras, ensure_ascii=False)}\t{prediction.get('input', '')}"
 
     def baseline(self, data: DataBundle) -> dict[str, Any] | None:
         """Optional: metrics of a simple non-deep baseline on the same splits."""

@@ -10,6 +10,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Demo data the tests generate goes to a temporary cache, never the user's ~/.cache."""
+    os.environ["CROSSFUSE_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(autouse=True)
 def _fresh_plugins(monkeypatch):
     """Each test sees a plugin manager built from the environment it sets up."""

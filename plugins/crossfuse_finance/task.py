@@ -164,16 +164,16 @@ class FinanceSentimentTask(Task):
 
     # -- use -------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict(self, model: Any, inputs: list[str], batch_size: int = 64) -> list[dict[str, Any]]:
+    def predict(self, model: Any, inputs: list[str], options: Any = None, batch_size: int = 64) -> list[dict[str, Any]]:
         model.eval()
         device = next(model.parameters()).device
         labels = self.config.data.labels
         results = []
         for start in range(0, len(inputs), batch_size):
             encoded = {k: v.to(device) for k, v in self.tokenize(inputs[start:start + batch_size]).items()}
-            for row in model(**encoded).float().softmax(-1).cpu().tolist():
+            for text, row in zip(inputs[start:start + batch_size], model(**encoded).float().softmax(-1).cpu().tolist()):
                 best = int(np.argmax(row))
-                results.append({"label": labels[best],
+                results.append({"input": text, "label": labels[best],
                                 "probabilities": {label: round(p, 4) for label, p in zip(labels, row)}})
         return results
 
