@@ -16,7 +16,7 @@ def test_python_api_example_runs_end_to_end(tmp_path):
                             env=dict(os.environ, HF_HUB_OFFLINE="1"))
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.splitlines()
-    assert lines[0] == "tasks: ['finance-sentiment', 'security-face-match']"
+    assert lines[0] == "tasks: ['driving-detection', 'finance-sentiment', 'security-face-match']"
     assert any(line.startswith("test macro-F1 ") for line in lines)
     assert lines[-1] == "feature vector: (1, 64)"
     assert (tmp_path / "finance" / "report.json").is_file()

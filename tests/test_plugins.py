@@ -12,6 +12,7 @@ import pytest
 from crossfuse.errors import UnknownNameError
 from crossfuse.hookspecs import hookimpl
 from crossfuse.plugins import get_plugin_manager
+
 from plugin_dists import install_fake_plugin
 
 GOOD = '''

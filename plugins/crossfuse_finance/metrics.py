@@ -13,8 +13,13 @@ def classification_metrics(y_true: Sequence[int], probabilities: np.ndarray, lab
     ``probabilities`` is ``[N, C]``; the prediction is its arg-max. Macro ROC AUC (one-vs-rest)
     is added for three or more labels when every class occurs in ``y_true``.
     """
-    from sklearn.metrics import (accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support,
-                                 roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
 
     y_true = np.asarray(y_true)
     probabilities = np.asarray(probabilities, dtype=np.float64)

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from crossfuse_face.heads import EmbeddingHead, MarginHead
 from torch.func import functional_call
+
+from crossfuse_face.heads import EmbeddingHead, MarginHead
 
 THETA = 0.6  # angle between the embedding and class 0
 

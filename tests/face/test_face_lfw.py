@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
+from crossfuse.errors import DataError
 from crossfuse_face.lfw import (
     FaceImage,
     check_image,
@@ -13,10 +16,8 @@ from crossfuse_face.lfw import (
     read_identity_folders,
     read_pairs,
 )
-from face_files import write_lines, write_people
-from PIL import Image
 
-from crossfuse.errors import DataError
+from face_files import write_lines, write_people
 
 PEOPLE = {"Alice_A": 3, "Bob_B": 2, "Carol_C": 2, "Dan_D": 1}
 

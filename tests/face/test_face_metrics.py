@@ -6,6 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
+
 from crossfuse_face.metrics import (
     best_threshold,
     calibrate_threshold,
@@ -16,7 +18,6 @@ from crossfuse_face.metrics import (
     tar_at_far,
     verification_metrics,
 )
-from sklearn.metrics import roc_auc_score
 
 
 def test_eer_at_an_roc_point():

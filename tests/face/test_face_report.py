@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
+
 from crossfuse_face.metrics import verification_metrics
 from crossfuse_face.report import draw_hardest_false_matches, draw_roc
+
 from face_files import write_people
-from PIL import Image
 
 
 def test_roc_picture_from_verification_metrics(tmp_path):

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from crossfuse_face.lfw import load_image, read_identity_folders, read_pairs
 from crossfuse_face.synth import make_names, write_demo_dataset
 

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 import pytest
+
 from cli_runner import assert_usage_error, crossfuse
 from finance_files import write_csv
 

@@ -13,6 +13,7 @@ import torch
 import crossfuse
 from crossfuse.errors import DataError
 from crossfuse.testing import smoke_fit, write_tiny_text_backbone
+
 from finance_files import write_csv
 
 

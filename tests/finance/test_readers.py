@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from crossfuse.errors import DataError
 from crossfuse_finance.data import (
     guess_format,
     read_csv,
@@ -17,8 +19,6 @@ from crossfuse_finance.data import (
     read_tsv,
 )
 from crossfuse_finance.task import FinanceData
-
-from crossfuse.errors import DataError
 
 
 def write_bytes(path, data: bytes):
