@@ -66,6 +66,29 @@ def cache_dir(*parts: str) -> Path:
     return root.joinpath(*parts)
 
 
+def cached_folder(*parts: str, fill: Callable[[Path], Any]) -> Path:
+    """``cache_dir(*parts)``, written by ``fill(folder)`` the first time it is asked for.
+
+    ``fill`` writes into a temporary sibling that is renamed into place when complete, so an
+    interrupted fill leaves nothing half-written and two processes filling at once both end up
+    with one whole copy.
+    """
+    folder = cache_dir(*parts)
+    if folder.is_dir():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        fill(temporary)
+        os.replace(temporary, folder)
+    except OSError:
+        if not folder.is_dir():
+            raise
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)  # gone already when the rename succeeded
+    return folder
+
+
 def default_output(task: str) -> Path:
     """``runs/TASK/YYYYmmdd-HHMMSS`` under the current directory."""
     return Path("runs") / task / time.strftime("%Y%m%d-%H%M%S")

@@ -112,3 +112,27 @@ class Task:
     def draw_report(self, report: dict[str, Any], run_dir: Path) -> list[str]:
         """Optional: write the task's pictures into ``run_dir``; return their file names."""
         return []
+
+
+def expand_inputs(inputs: Sequence[str], extensions: Sequence[str], recursive: bool = False) -> list[Path]:
+    """The files ``predict`` was given: files named directly, plus those with ``extensions`` in the
+    folders named (sorted; ``recursive`` descends into subfolders). A missing path or a folder
+    without any such file is a :class:`~crossfuse.errors.DataError`.
+    """
+    from .errors import DataError
+
+    wanted = {e.lower() for e in extensions}
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in (path.rglob("*") if recursive else path.iterdir())
+                           if p.is_file() and p.suffix.lower() in wanted)
+            if not found:
+                raise DataError(f"{path}: no {', '.join(sorted(wanted))} files in this folder")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise DataError(f"{item}: no such file or folder")
+    return paths

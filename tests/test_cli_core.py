@@ -51,3 +51,29 @@ def test_errors_have_no_traceback_unless_debug():
     assert "train.epochs must be int" in plain.stderr
     debug = run_cli("--debug", "run", "finance-sentiment", "--set", "train.epochs=x")
     assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_task_predict_options_are_split_from_the_inputs():
+    import dataclasses
+
+    import click
+
+    from crossfuse.cli import _task_options
+
+    @dataclasses.dataclass
+    class Options:
+        score_threshold: float = 0.5
+        draw: bool = True
+        gallery: str | None = None
+
+    items, options = _task_options(["a.png", "--score-threshold", "0.3", "b/", "--draw=false", "--gallery=g/"],
+                                   Options)
+    assert items == ["a.png", "b/"] and options == {"score_threshold": "0.3", "draw": False, "gallery": "g/"}
+    assert _task_options(["--draw", "x"], Options) == (["x"], {"draw": True})
+    with pytest.raises(click.UsageError, match="no such option --gallary for this run's task; its options: "
+                                               "--score-threshold, --draw, --gallery"):
+        _task_options(["--gallary", "g/"], Options)
+    with pytest.raises(click.UsageError, match="option --gallery needs a value"):
+        _task_options(["x.png", "--gallery"], Options)
+    with pytest.raises(click.UsageError, match="--draw is a flag"):
+        _task_options(["--draw=maybe"], Options)

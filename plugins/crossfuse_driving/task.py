@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from crossfuse.errors import ConfigError, CrossfuseError, DataError, DataWarning
-from crossfuse.runs import atomic_write, cache_dir
-from crossfuse.task import DataBundle, Task
+from crossfuse.runs import atomic_write, cached_folder
+from crossfuse.task import DataBundle, Task, expand_inputs
 
 from .detectors import DetectorConfig, build_detector
 from .formats import DetectionSample, DetObject, class_names, read_dataset, sanitize
@@ -127,15 +127,13 @@ class DrivingDetectionTask(Task):
         from .synth import write_kitti_demo
 
         demo = self.config.data.demo
-        root = cache_dir("driving-demo", f"v1-{demo.width}x{demo.height}-seed{demo.seed}")
-        roots = {}
-        offset = 0
+        roots, offset = {}, 0
         for split, count in (("train", demo.train), ("validation", demo.validation), ("test", demo.test)):
-            folder = root / f"{split}-{offset}-{count}"
-            if not (folder / "complete").is_file():  # written whole or rewritten: an interrupted write is redone
+            def fill(folder: Path, count: int = count, offset: int = offset) -> None:
                 write_kitti_demo(folder, count, seed=demo.seed, width=demo.width, height=demo.height, start=offset)
-                (folder / "complete").write_text("ok\n")
-            roots[split] = folder / "training"
+
+            key = f"v1-{demo.width}x{demo.height}-seed{demo.seed}-{split}-{offset}-{count}"
+            roots[split] = cached_folder("driving-demo", key, fill=fill) / "training"
             offset += count
         return roots
 
@@ -231,7 +229,7 @@ class DrivingDetectionTask(Task):
     # -- use -----------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, model: Any, inputs: list[str], options: DetectionPredictOptions) -> list[dict[str, Any]]:
-        paths = expand_images(inputs)
+        paths = expand_inputs(inputs, IMAGE_EXTENSIONS)
         output = self._prediction_folder(options)
         device = next(model.parameters()).device
         model.eval()
@@ -335,23 +333,6 @@ def read_image(path: str | Path, where: str) -> torch.Tensor:
         return decode_image(str(path), mode=ImageReadMode.RGB)
     except (RuntimeError, OSError, ValueError) as exc:
         raise DataError(f"{path}: cannot read the image ({exc}); referenced by {where}") from None
-
-
-def expand_images(inputs: list[str]) -> list[Path]:
-    """Image files named directly or found (sorted) in the folders named."""
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-            if not found:
-                raise DataError(f"{path}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
-            paths += found
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise DataError(f"{item}: no such image file or folder")
-    return paths
 
 
 def _mask(image: torch.Tensor, boxes: list) -> torch.Tensor:

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossfuse.errors import ConfigError, CrossfuseError, DataError
-from crossfuse.runs import atomic_write, cache_dir
-from crossfuse.task import DataBundle, Task
+from crossfuse.runs import atomic_write, cached_folder
+from crossfuse.task import DataBundle, Task, expand_inputs
 
 from .heads import LOSSES, EmbeddingHead, MarginHead
 from .lfw import IMAGE_EXTENSIONS, FaceImage, Pair, load_image, read_identity_folders, read_pairs
@@ -64,8 +64,8 @@ class FaceDataConfig:
     test_images: Optional[str] = None  # the LFW image root of test_pairs (default: the pairs file's folder)
     validation_pairs: Optional[str] = None  # none: pairs drawn from held-out training identities
     validation_images: Optional[str] = None
-    validation_identities: float = 0.15  # fraction of training identities held out for validation pairs
-    validation_pair_count: int = 300  # matched + mismatched validation pairs drawn from them
+    validation_identities: float = 0.25  # fraction of training identities held out for validation pairs
+    validation_pair_count: int = 600  # matched + mismatched validation pairs drawn from them
     image_ext: str = "jpg"  # the image extension pairs files refer to
     calibration_far: float = 1e-2  # the saved decision threshold keeps FAR at or below this on validation
     fars: list[float] = field(default_factory=lambda: [1e-2, 1e-3])  # TAR is reported at these FARs
@@ -169,11 +169,8 @@ class SecurityFaceMatchTask(Task):
         from .synth import write_demo_dataset
 
         demo = self.config.data.demo
-        name = "-".join(f"{k}{v}" for k, v in vars(demo).items())
-        root = cache_dir("face-demo", f"v1-{name}")
-        if not (root / "complete").is_file():  # an interrupted write is redone
-            write_demo_dataset(root, **vars(demo))
-            (root / "complete").write_text("ok\n")
+        key = "v1-" + "-".join(f"{k}{v}" for k, v in vars(demo).items())
+        root = cached_folder("face-demo", key, fill=lambda folder: write_demo_dataset(folder, **vars(demo)))
         return {"train": root / "train", "test": root / "test", "pairs": root / "test" / "pairs.txt"}
 
     def _hold_out(self, images: list[FaceImage]) -> tuple[list[FaceImage], list[Pair]]:
@@ -240,8 +237,7 @@ class SecurityFaceMatchTask(Task):
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Pair]) -> dict[str, Any]:
         data = self.config.data
         scores, same = outputs["score"].numpy(), outputs["same"].numpy().astype(bool)
-        folds = [pair.fold for pair in samples]
-        metrics = verification_metrics(scores, same, folds if len(set(folds)) > 1 else None, tuple(data.fars))
+        metrics = verification_metrics(scores, same, _folds(samples), tuple(data.fars))
         metrics["operating_point"] = calibrate_threshold(scores, same, data.calibration_far)
         metrics.update(_identification(samples, outputs["a"].numpy(), outputs["b"].numpy()))
         impostors = np.flatnonzero(~same)
@@ -250,12 +246,32 @@ class SecurityFaceMatchTask(Task):
                                             for i in hardest]
         return metrics
 
+    def baseline(self, data: DataBundle) -> dict[str, Any]:
+        """Raw-pixel cosine on the same pairs: what the model has to beat."""
+        vectors: dict[str, np.ndarray] = {}
+
+        def pixels(path: str) -> np.ndarray:
+            if path not in vectors:
+                image = np.asarray(load_image(path).resize((32, 32)), dtype=np.float64).ravel()
+                centred = image - image.mean()
+                vectors[path] = centred / max(np.linalg.norm(centred), 1e-12)
+            return vectors[path]
+
+        splits = {}
+        for name, pairs in data.splits().items():
+            scores = [float(pixels(pair.a) @ pixels(pair.b)) for pair in pairs]
+            metrics = verification_metrics(scores, [pair.same for pair in pairs], _folds(pairs),
+                                           tuple(self.config.data.fars))
+            splits[name] = {k: v for k, v in metrics.items() if k != "roc"}
+        return {"name": "raw-pixel cosine", "splits": splits}
+
     # -- use -----------------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, model: Any, inputs: list[str], options: FacePredictOptions) -> list[dict[str, Any]]:
         point = self._operating_point(options)
         if options.gallery:
-            return self._identify(model, _expand(inputs), options, point)
+            probes = [str(p) for p in expand_inputs(inputs, IMAGE_EXTENSIONS, recursive=True)]
+            return self._identify(model, probes, options, point)
         if len(inputs) % 2:
             raise DataError(f"1:1 matching takes images in pairs (got {len(inputs)}); to search people, "
                             f"give --gallery DIR")
@@ -342,6 +358,7 @@ class SecurityFaceMatchTask(Task):
         from .report import draw_hardest_false_matches, draw_roc
 
         written = []
+        saved = report.get("splits", {}).get("validation", {}).get("operating_point", {})  # what predict uses
         for split, metrics in report.get("splits", {}).items():
             if metrics.get("roc"):
                 draw_roc(metrics["roc"], run_dir / f"roc_{split}.png", f"{split} pairs")
@@ -349,7 +366,7 @@ class SecurityFaceMatchTask(Task):
             pairs = [(m["a"], m["b"], m["score"]) for m in metrics.get("hardest_false_matches", [])
                      if Path(m["a"]).is_file() and Path(m["b"]).is_file()]
             if pairs:
-                threshold = metrics.get("operating_point", {}).get("threshold", float("nan"))
+                threshold = saved.get("threshold", metrics.get("operating_point", {}).get("threshold", float("nan")))
                 draw_hardest_false_matches(pairs, run_dir / f"hardest_false_matches_{split}.png", threshold)
                 written.append(f"hardest_false_matches_{split}.png")
         return written
@@ -398,6 +415,12 @@ class _SameSizeCrop:
         return self.crop((image.height, image.width), scale=self.scale, ratio=(0.9, 1.1), antialias=True)(image)
 
 
+def _folds(pairs: Sequence[Pair]) -> list[int] | None:
+    """The pairs' LFW folds, or None for a single-fold (Dev) file: the metrics then split it ten ways."""
+    folds = [pair.fold for pair in pairs]
+    return folds if len(set(folds)) > 1 else None
+
+
 def _identification(samples: Sequence[Pair], a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     """Rank-1 on a gallery/probe split of the distinct images in the pairs (identity = the image's folder)."""
     embeddings: dict[str, np.ndarray] = {}
@@ -419,19 +442,3 @@ def _check_images(paths: Sequence[str]) -> None:
     """Open every image once before training, so an unreadable file stops the run before it starts."""
     for path in paths:
         load_image(path)
-
-
-def _expand(inputs: list[str]) -> list[str]:
-    paths: list[str] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            paths += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-        elif path.is_file():
-            paths.append(item)
-        else:
-            raise DataError(f"{item}: no such image file or folder")
-    if not paths:
-        raise DataError(f"no probe images in {', '.join(inputs)}")
-    return paths
-

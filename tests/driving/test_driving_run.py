@@ -60,7 +60,7 @@ def test_predict_refuses_to_overwrite_and_unknown_options(tiny_detection_run, tm
     assert_usage_error(crossfuse("predict", tiny_detection_run.run_dir, images, "--score-treshold", "0.3"),
                        "no such option --score-treshold", "--score-threshold")
     assert_usage_error(crossfuse("predict", tiny_detection_run.run_dir, tmp_path / "missing.png"),
-                       "missing.png: no such image file or folder")
+                       "missing.png: no such file or folder")
     (tmp_path / "broken.png").write_bytes(b"not a png")
     assert_usage_error(crossfuse("predict", tiny_detection_run.run_dir, tmp_path / "broken.png"),
                        "broken.png: cannot read the image")

@@ -25,6 +25,8 @@ def test_short_run_reports_the_fields_metrics_and_a_calibrated_threshold(tiny_fa
     assert report["splits"]["test"]["n_pairs"] == 16  # 2 folds x 4 matched + 4 mismatched
     assert len(report["splits"]["test"]["accuracy_per_fold"]) == 2
     assert report["sizes"]["validation"] == 20
+    baseline = report["baseline"]
+    assert baseline["name"] == "raw-pixel cosine" and 0.0 <= baseline["splits"]["test"]["accuracy"] <= 1.0
     for picture in ("roc_validation.png", "roc_test.png", "hardest_false_matches_test.png"):
         assert (tiny_face_run.run_dir / picture).is_file()
 
