@@ -37,6 +37,8 @@ def coco_metrics(predictions: Sequence[dict], samples: Sequence[Any], classes: S
                  ignore_labels: Sequence[str] = ()) -> dict[str, Any]:
     """COCO box metrics by pycocotools: mAP@[.5:.95], mAP@.5, mAP@.75, by object size, and per class.
 
+    Values with no ground truth behind them (a size range or class absent from the split) are ``None``.
+
     Objects whose label is in ``ignore_labels`` or flagged ``difficult`` are ignored regions.
     """
     from pycocotools.coco import COCO
@@ -44,8 +46,8 @@ def coco_metrics(predictions: Sequence[dict], samples: Sequence[Any], classes: S
 
     ground_truth, detections = _coco_dicts(predictions, samples, classes, set(ignore_labels))
     names = ("mAP", "mAP@.5", "mAP@.75", "mAP_small", "mAP_medium", "mAP_large")
-    if not any(a["iscrowd"] == 0 for a in ground_truth["annotations"]):
-        return {name: float("nan") for name in names} | {"per_class_AP": {}, "per_class_AP@.5": {}}
+    if not any(a["iscrowd"] == 0 for a in ground_truth["annotations"]):  # nothing to find: AP is undefined
+        return dict.fromkeys(names) | {"per_class_AP": dict.fromkeys(classes), "per_class_AP@.5": dict.fromkeys(classes)}
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
         coco = COCO()
         coco.dataset = ground_truth
@@ -59,14 +61,19 @@ def coco_metrics(predictions: Sequence[dict], samples: Sequence[Any], classes: S
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
-    metrics: dict[str, Any] = {name: float(value) for name, value in zip(names, evaluator.stats[:6])}
+    # pycocotools writes -1 where a size range or class has no objects: undefined, so None (JSON null).
+    metrics: dict[str, Any] = {name: _defined(value) for name, value in zip(names, evaluator.stats[:6])}
     precision = evaluator.eval["precision"]  # [IoU thresholds, recall, class, area range, max dets]
     metrics["per_class_AP"], metrics["per_class_AP@.5"] = {}, {}
     for k, name in enumerate(classes):
         for key, block in (("per_class_AP", precision[:, :, k, 0, -1]), ("per_class_AP@.5", precision[0, :, k, 0, -1])):
             valid = block[block > -1]
-            metrics[key][name] = float(valid.mean()) if valid.size else float("nan")
+            metrics[key][name] = float(valid.mean()) if valid.size else None
     return metrics
+
+
+def _defined(value: float) -> float | None:
+    return None if value < 0 or np.isnan(value) else float(value)
 
 
 def _coco_dicts(predictions, samples, classes, ignore_labels):
@@ -104,6 +111,8 @@ def kitti_ap(predictions: Sequence[dict], samples: Sequence[Any], classes: Seque
              iou: dict[str, float] | None = None, min_height: Sequence[float] = KITTI_MIN_HEIGHT) -> dict[str, Any]:
     """KITTI 2D AP|R40 per class at the easy, moderate and hard levels, plus their mean over classes.
 
+    A class with no object at a level gets ``None`` there, and the mean skips it.
+
     ``iou`` maps class to IoU threshold (default Car 0.7, Pedestrian and Cyclist 0.5, others 0.5);
     ``min_height`` is the minimum box height per level in pixels: scale it with your images
     (the defaults are KITTI's, for 375-pixel-high images).
@@ -117,8 +126,8 @@ def kitti_ap(predictions: Sequence[dict], samples: Sequence[Any], classes: Seque
             table[name][KITTI_DIFFICULTIES[level]] = _kitti_class_ap(images, thresholds.get(name, 0.5))
     result: dict[str, Any] = {"kitti_AP": table}
     for level in KITTI_DIFFICULTIES:
-        values = [table[name][level] for name in classes if not np.isnan(table[name][level])]
-        result[f"kitti_mAP_{level}"] = float(np.mean(values)) if values else float("nan")
+        values = [table[name][level] for name in classes if table[name][level] is not None]
+        result[f"kitti_mAP_{level}"] = float(np.mean(values)) if values else None
     return result
 
 
@@ -148,10 +157,10 @@ def _kitti_image(prediction: dict, sample: Any, name: str, level: int, min_heigh
             "dc": np.asarray(sample.ignore, dtype=np.float64).reshape(-1, 4)}
 
 
-def _kitti_class_ap(images: list[dict], min_overlap: float) -> float:
+def _kitti_class_ap(images: list[dict], min_overlap: float) -> float | None:
     valid_gt = sum(int((image["gt_flags"] == 0).sum()) for image in images)
     if valid_gt == 0:
-        return float("nan")
+        return None  # no object of this class at this level: AP is undefined, not 0
     for image in images:
         image["iou"] = box_overlap(image["dt"], image["gt"])
         image["dc_overlap"] = box_overlap(image["dt"], image["dc"], criterion=0)

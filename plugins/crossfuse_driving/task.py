@@ -117,6 +117,9 @@ class DrivingDetectionTask(Task):
                 train, validation = self._split(train)
         if not train:
             raise DataError(f"data.train {data.train!r}: no images found")
+        if not any(obj.label in data.classes for sample in validation for obj in sample.objects):
+            raise DataError(f"the validation split has no object of data.classes {data.classes}: mAP, the metric "
+                            f"that picks the best checkpoint, is undefined. Give data.validation with objects")
         info = {"objects": class_names(train), "source": data.train or "synthetic KITTI demo"}
         return DataBundle(TrainingImages(train, self), validation, test, info=info)
 

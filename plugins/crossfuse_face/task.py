@@ -110,9 +110,13 @@ class FaceModel(nn.Module):
         self.margin = (MarginHead(config.embedding_dim, identities, config.loss, config.margin, config.scale)
                        if identities else None)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Embeddings ``[B, D]`` (not normalised)."""
-        return self.embed(self.backbone(images))
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Embeddings ``[B, D]`` (not normalised); with ``labels``, the margin head's identity logits.
+
+        The margin head runs inside ``forward`` so DDP sees every parameter it must synchronise.
+        """
+        embeddings = self.embed(self.backbone(images))
+        return embeddings if labels is None else self.margin(embeddings, labels)
 
 
 class SecurityFaceMatchTask(Task):
@@ -226,9 +230,7 @@ class SecurityFaceMatchTask(Task):
         return FaceModel(backbone, self.config.head, len(self.identities) or None)
 
     def training_step(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
-        module = getattr(model, "module", model)  # DDP wraps the model
-        logits = module.margin(model(batch["images"]), batch["labels"])
-        return F.cross_entropy(logits, batch["labels"])
+        return F.cross_entropy(model(batch["images"], batch["labels"]), batch["labels"])
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         a, b = F.normalize(model(batch["a"]).float(), dim=1), F.normalize(model(batch["b"]).float(), dim=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 
 import numpy as np
 import pytest
@@ -87,6 +86,9 @@ def test_coco_metrics_perfect_and_empty_detections():
     assert coco_metrics(perfect, samples, CLASSES)["mAP"] == pytest.approx(1.0)
     nothing = [_prediction() for _ in samples]
     assert coco_metrics(nothing, samples, CLASSES)["mAP@.5"] == 0.0
+    assert coco_metrics(nothing, samples, CLASSES)["mAP_large"] is None  # no large objects: undefined, not 0
+    empty = [DetectionSample("e.png", 10, 10, ())]
+    assert coco_metrics([_prediction(("Car", 0.9, (1, 1, 5, 5)))], empty, CLASSES)["mAP@.5"] is None
 
 
 def test_coco_difficult_and_ignored_labels_are_not_false_positives():
@@ -148,8 +150,8 @@ def test_kitti_iou_threshold_depends_on_the_class():
 def test_kitti_min_height_and_missing_class():
     samples, predictions = _kitti_case()
     tall_only = kitti_ap(predictions, samples, ["Car", "Cyclist"], min_height=(60.0, 25.0, 25.0))
-    assert math.isnan(tall_only["kitti_AP"]["Car"]["easy"])  # every car is under 60 px: nothing to find
-    assert math.isnan(tall_only["kitti_AP"]["Cyclist"]["moderate"])  # no cyclists at all
+    assert tall_only["kitti_AP"]["Car"]["easy"] is None  # every car is under 60 px: nothing to find
+    assert tall_only["kitti_AP"]["Cyclist"]["moderate"] is None  # no cyclists at all
     assert tall_only["kitti_mAP_moderate"] == pytest.approx(39 / 41)  # the mean skips classes with no objects
 
 
