@@ -238,6 +238,8 @@ def _show_data_warnings_plainly() -> None:
     from .errors import DataWarning
 
     default = warnings.showwarning
+    if getattr(default, "crossfuse", False):  # installed by an earlier main() in this process
+        return
 
     def show(message, category, filename, lineno, file=None, line=None):
         if issubclass(category, DataWarning):
@@ -245,6 +247,7 @@ def _show_data_warnings_plainly() -> None:
         else:
             default(message, category, filename, lineno, file, line)
 
+    show.crossfuse = True  # type: ignore[attr-defined]
     warnings.showwarning = show
 
 
