@@ -241,6 +241,12 @@ class SecurityFaceMatchTask(Task):
         scores, same = outputs["score"].numpy(), outputs["same"].numpy().astype(bool)
         metrics = verification_metrics(scores, same, _folds(samples), tuple(data.fars))
         metrics["operating_point"] = calibrate_threshold(scores, same, data.calibration_far)
+        if self.run_dir is not None and (self.run_dir / "report.json").is_file():
+            # `crossfuse eval`: how the run's saved threshold holds on these pairs.
+            saved = self._operating_point(FacePredictOptions())["threshold"]
+            accepted = scores >= saved
+            metrics["at_saved_threshold"] = {"threshold": saved, "far": float(accepted[~same].mean()),
+                                             "tar": float(accepted[same].mean())}
         metrics.update(_identification(samples, outputs["a"].numpy(), outputs["b"].numpy()))
         impostors = np.flatnonzero(~same)
         hardest = impostors[np.argsort(-scores[impostors])][: data.hardest]

@@ -90,7 +90,11 @@ def test_eval_names_the_pairs_line_of_a_missing_person(tiny_face_run, tmp_path):
                                                     "Ann_A\t2\tBen_B\t2"])
     result = crossfuse("eval", tiny_face_run.run_dir, "--data", good, "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["n_pairs"] == 4
+    metrics = json.loads(result.stdout)
+    assert metrics["n_pairs"] == 4
+    saved = tiny_face_run.report["splits"]["validation"]["operating_point"]["threshold"]
+    assert metrics["at_saved_threshold"]["threshold"] == saved
+    assert metrics["at_saved_threshold"]["far"] in (0.0, 0.5, 1.0)  # 2 impostor pairs
 
 
 def test_unreadable_training_image_stops_the_run_before_anything_is_written(tmp_path):
