@@ -107,6 +107,7 @@ def run_command(task: str, config_file: str | None, overrides: tuple[str, ...], 
                 **options: Any) -> None:
     """Train and evaluate TASK, writing a run directory."""
     from . import api
+    from .runs import summarize
 
     api.task_class(task)  # unknown task: fail before anything heavy
     result = api.run(task, config=config_file, overrides=overrides, resume=resume, overwrite=overwrite, **options)
@@ -115,16 +116,10 @@ def run_command(task: str, config_file: str | None, overrides: tuple[str, ...], 
         return
     click.echo(f"run directory: {result.run_dir}")
     for split, metrics in report["splits"].items():
-        click.echo(f"{split}: " + _summary(metrics, report["main_metric"]))
+        click.echo(f"{split}: " + summarize(metrics, report["main_metric"]))
     for name, split_metrics in (report.get("baseline") or {}).get("splits", {}).items():
-        click.echo(f"baseline {report['baseline']['name']} {name}: " + _summary(split_metrics, report["main_metric"]))
+        click.echo(f"baseline {report['baseline']['name']} {name}: " + summarize(split_metrics, report["main_metric"]))
     click.echo(f"wall time: {report['wall_time_s']} s")
-
-
-def _summary(metrics: dict[str, Any], main: str) -> str:
-    scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    ordered = [main, *(k for k in scalars if k != main)] if main in scalars else list(scalars)
-    return ", ".join(f"{k}={scalars[k]:.4f}" for k in ordered)
 
 
 @cli.command("eval")

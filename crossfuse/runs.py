@@ -60,6 +60,17 @@ def _umask() -> int:
     return mask
 
 
+def summarize(metrics: dict[str, Any], main: str, limit: int | None = None) -> str:
+    """``main=0.8123, other=...``: the main metric first, then the other fractional scalars.
+
+    Integer counts (pairs, images) and nested tables stay in report.json; ``limit`` caps the list.
+    """
+    scores = {k: float(v) for k, v in metrics.items()
+              if isinstance(v, float) or (hasattr(v, "dtype") and getattr(v.dtype, "kind", "") == "f")}
+    ordered = ([main] if main in scores else []) + [k for k in scores if k != main]
+    return ", ".join(f"{k}={scores[k]:.4f}" for k in ordered[:limit])
+
+
 def cache_dir(*parts: str) -> Path:
     """A folder for data crossfuse can regenerate (demo sets): ``$CROSSFUSE_CACHE`` or ``~/.cache/crossfuse``."""
     root = Path(os.environ.get("CROSSFUSE_CACHE") or Path.home() / ".cache" / "crossfuse")

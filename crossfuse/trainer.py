@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import TrainConfig
-from .runs import RunDir, atomic_write
+from .runs import RunDir, atomic_write, summarize
 from .task import DataBundle, Task
 
 STATE_FILE = "last-state.pt"
@@ -321,8 +321,7 @@ class Trainer:
         record = {"step": self.state.step, "epoch": self.state.epoch, "split": "validation", **_scalars(metrics)}
         if metrics:
             self._log(record)
-            self._log_console(f"epoch {self.state.epoch + 1}: " + ", ".join(
-                f"{k}={v:.4f}" for k, v in _scalars(metrics).items()))
+            self._log_console(f"epoch {self.state.epoch + 1}: " + summarize(metrics, self.task.main_metric, limit=6))
         self.state.history.append(record)
         stop = self._track_best(metrics)
         for callback in self.callbacks:

@@ -77,3 +77,14 @@ def test_task_predict_options_are_split_from_the_inputs():
         _task_options(["x.png", "--gallery"], Options)
     with pytest.raises(click.UsageError, match="--draw is a flag"):
         _task_options(["--draw=maybe"], Options)
+
+
+def test_summaries_put_the_main_metric_first_and_leave_counts_to_the_report():
+    import numpy as np
+
+    from crossfuse.runs import summarize
+
+    metrics = {"accuracy": 0.75, "n_pairs": 600, "roc_auc": np.float64(0.8), "eer": np.float32(0.25),
+               "flags": True, "roc": {"fpr": [0.0]}, "images": np.int64(3)}
+    assert summarize(metrics, "roc_auc") == "roc_auc=0.8000, accuracy=0.7500, eer=0.2500"
+    assert summarize(metrics, "roc_auc", limit=2) == "roc_auc=0.8000, accuracy=0.7500"
