@@ -144,7 +144,11 @@ def eval_command(run_dir: str, data: str, overrides: tuple[str, ...], as_json: b
                 click.echo(f"  {name}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
                                                      for k, v in row.items()))
         else:
-            click.echo(f"{key}: {json.dumps(value, default=str, ensure_ascii=False)}")
+            text = json.dumps(value, default=str, ensure_ascii=False)
+            if len(text) > 160:  # curves, example lists: a terminal line is not the place
+                size = f"{len(value)} entries" if isinstance(value, (list, dict)) else f"{len(text)} characters"
+                text = f"({size}; --json prints them)"
+            click.echo(f"{key}: {text}")
 
 
 @cli.command("predict", context_settings={"ignore_unknown_options": True})

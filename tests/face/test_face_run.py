@@ -95,6 +95,8 @@ def test_eval_names_the_pairs_line_of_a_missing_person(tiny_face_run, tmp_path):
     saved = tiny_face_run.report["splits"]["validation"]["operating_point"]["threshold"]
     assert metrics["at_saved_threshold"]["threshold"] == saved
     assert metrics["at_saved_threshold"]["far"] in (0.0, 0.5, 1.0)  # 2 impostor pairs
+    plain = crossfuse("eval", tiny_face_run.run_dir, "--data", good).stdout
+    assert "\nn_pairs: 4\n" in plain and "hardest_false_matches: (2 entries; --json prints them)" in plain
 
 
 def test_unreadable_training_image_stops_the_run_before_anything_is_written(tmp_path):
