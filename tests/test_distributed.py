@@ -35,7 +35,7 @@ IMAGE_TASKS = {
     "security-face-match": (["data.demo.train_identities=8", "data.demo.train_images=3", "data.demo.test_identities=6",
                              "data.demo.test_images=3", "data.demo.size=32", "data.demo.folds=2",
                              "data.demo.pairs_per_fold=4", "data.validation_identities=0.25",
-                             "data.validation_pair_count=20", "backbone.image_size=32", "train.batch_size=6"], "n_pairs"),
+                             "data.validation_pair_count=20", "backbone.image_size=32", "train.batch_size=6"], "n_images"),
 }
 
 

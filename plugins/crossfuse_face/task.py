@@ -70,6 +70,7 @@ class FaceDataConfig:
     calibration_far: float = 1e-2  # the saved decision threshold keeps FAR at or below this on validation
     fars: list[float] = field(default_factory=lambda: [1e-2, 1e-3])  # TAR is reported at these FARs
     hardest: int = 8  # impostor pairs shown in the hardest-false-matches picture
+    flip_test: bool = True  # embed each face and its mirror image, and add the two (common practice)
     demo: FaceDemoConfig = field(default_factory=FaceDemoConfig)
     augment: FaceAugmentConfig = field(default_factory=FaceAugmentConfig)
 
@@ -152,9 +153,10 @@ class SecurityFaceMatchTask(Task):
             validation = self._pairs(data.validation_pairs, data.validation_images)
         else:
             images, validation = self._hold_out(images)
+        validation, test = PairSet(validation), PairSet(test) if test else None
         _check_images([image.path for image in images])
-        for split in (validation, test or []):
-            _check_images(sorted({p for pair in split for p in (pair.a, pair.b)}))
+        for split in (validation, test):
+            _check_images(split.images if split else [])
         self.identities = sorted({image.identity for image in images})
         if len(self.identities) < 2:
             raise DataError(f"{train_root}: {len(self.identities)} identity folder(s) left for training; "
@@ -162,8 +164,8 @@ class SecurityFaceMatchTask(Task):
         info = {"identities": len(self.identities), "images": len(images)}
         return DataBundle(TrainingFaces(images, self), validation, test, info=info)
 
-    def load_eval_data(self, path: str) -> list[Pair]:
-        return self._pairs(path, None)
+    def load_eval_data(self, path: str) -> PairSet:
+        return PairSet(self._pairs(path, None))
 
     def _pairs(self, pairs_file: str, images: str | None) -> list[Pair]:
         root = images or str(Path(pairs_file).parent)
@@ -210,9 +212,7 @@ class SecurityFaceMatchTask(Task):
         if isinstance(samples[0], dict):  # training faces, already loaded and augmented
             return {"images": torch.stack([s["image"] for s in samples]),
                     "labels": torch.tensor([s["label"] for s in samples])}
-        return {"a": torch.stack([self.preprocess(p.a) for p in samples]),
-                "b": torch.stack([self.preprocess(p.b) for p in samples]),
-                "same": torch.tensor([p.same for p in samples])}
+        return {"images": torch.stack([self.preprocess(path) for path in samples])}  # evaluation: image paths
 
     def preprocess(self, path: str, augment: bool = False) -> torch.Tensor:
         """An image file as the backbone's input tensor (augmented for training)."""
@@ -233,13 +233,21 @@ class SecurityFaceMatchTask(Task):
         return F.cross_entropy(model(batch["images"], batch["labels"]), batch["labels"])
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
-        a, b = F.normalize(model(batch["a"]).float(), dim=1), F.normalize(model(batch["b"]).float(), dim=1)
-        return {"score": (a * b).sum(1), "same": batch["same"], "a": a, "b": b}
+        return {"embedding": self.embed_batch(model, batch["images"])}
 
-    def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Pair]) -> dict[str, Any]:
+    def embed_batch(self, model: Any, images: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings of a batch of input tensors (with the mirror image if ``data.flip_test``)."""
+        embeddings = model(images).float()
+        if self.config.data.flip_test:
+            embeddings = embeddings + model(images.flip(-1)).float()
+        return F.normalize(embeddings, dim=1)
+
+    def compute_metrics(self, outputs: dict[str, Any], samples: PairSet) -> dict[str, Any]:
         data = self.config.data
-        scores, same = outputs["score"].numpy(), outputs["same"].numpy().astype(bool)
-        metrics = verification_metrics(scores, same, _folds(samples), tuple(data.fars))
+        embeddings = outputs["embedding"].numpy()
+        scores = (embeddings[samples.first] * embeddings[samples.second]).sum(1)
+        same = np.array([pair.same for pair in samples.pairs])
+        metrics = verification_metrics(scores, same, _folds(samples.pairs), tuple(data.fars))
         metrics["operating_point"] = calibrate_threshold(scores, same, data.calibration_far)
         if self.run_dir is not None and (self.run_dir / "report.json").is_file():
             # `crossfuse eval`: how the run's saved threshold holds on these pairs.
@@ -247,11 +255,12 @@ class SecurityFaceMatchTask(Task):
             accepted = scores >= saved
             metrics["at_saved_threshold"] = {"threshold": saved, "far": float(accepted[~same].mean()),
                                              "tar": float(accepted[same].mean())}
-        metrics.update(_identification(samples, outputs["a"].numpy(), outputs["b"].numpy()))
+        metrics["n_images"] = len(samples.images)
+        metrics.update(_identification(samples.images, embeddings))
         impostors = np.flatnonzero(~same)
         hardest = impostors[np.argsort(-scores[impostors])][: data.hardest]
-        metrics["hardest_false_matches"] = [{"a": samples[i].a, "b": samples[i].b, "score": round(float(scores[i]), 4)}
-                                            for i in hardest]
+        metrics["hardest_false_matches"] = [{"a": samples.pairs[i].a, "b": samples.pairs[i].b,
+                                             "score": round(float(scores[i]), 4)} for i in hardest]
         return metrics
 
     def baseline(self, data: DataBundle) -> dict[str, Any]:
@@ -266,7 +275,8 @@ class SecurityFaceMatchTask(Task):
             return vectors[path]
 
         splits = {}
-        for name, pairs in data.splits().items():
+        for name, split in data.splits().items():
+            pairs = split.pairs
             scores = [float(pixels(pair.a) @ pixels(pair.b)) for pair in pairs]
             metrics = verification_metrics(scores, [pair.same for pair in pairs], _folds(pairs),
                                            tuple(self.config.data.fars))
@@ -298,7 +308,7 @@ class SecurityFaceMatchTask(Task):
         parts = []
         for start in range(0, len(paths), batch_size):
             batch = torch.stack([self.preprocess(p) for p in paths[start:start + batch_size]]).to(device)
-            parts.append(F.normalize(model(batch).float(), dim=1).cpu().numpy())
+            parts.append(self.embed_batch(model, batch).cpu().numpy())
         return np.concatenate(parts) if parts else np.zeros((0, self.config.head.embedding_dim), np.float32)
 
     def _operating_point(self, options: FacePredictOptions) -> dict[str, Any]:
@@ -380,6 +390,24 @@ class SecurityFaceMatchTask(Task):
         return written
 
 
+class PairSet:
+    """An evaluation split: the distinct images of its pairs (what the loader feeds the model, each
+    embedded once however many pairs use it) and the pairs as indices into them."""
+
+    def __init__(self, pairs: Sequence[Pair]):
+        self.pairs = list(pairs)
+        self.images = sorted({path for pair in self.pairs for path in (pair.a, pair.b)})
+        position = {path: i for i, path in enumerate(self.images)}
+        self.first = np.array([position[pair.a] for pair in self.pairs], dtype=int)
+        self.second = np.array([position[pair.b] for pair in self.pairs], dtype=int)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> str:
+        return self.images[index]
+
+
 class TrainingFaces:
     """The training images as (augmented input tensor, identity index) items."""
 
@@ -429,19 +457,13 @@ def _folds(pairs: Sequence[Pair]) -> list[int] | None:
     return folds if len(set(folds)) > 1 else None
 
 
-def _identification(samples: Sequence[Pair], a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+def _identification(paths: Sequence[str], embeddings: np.ndarray) -> dict[str, Any]:
     """Rank-1 on a gallery/probe split of the distinct images in the pairs (identity = the image's folder)."""
-    embeddings: dict[str, np.ndarray] = {}
-    for pair, ea, eb in zip(samples, a, b):
-        embeddings.setdefault(pair.a, ea)
-        embeddings.setdefault(pair.b, eb)
-    paths = sorted(embeddings)
     ids = [Path(p).parent.name for p in paths]
     gallery, probes = gallery_probe_split(ids)
     if not len(probes) or len(gallery) < 2:
         return {}
-    vectors = np.stack([embeddings[p] for p in paths])
-    result = rank1_identification(vectors[gallery], [ids[i] for i in gallery], vectors[probes],
+    result = rank1_identification(embeddings[gallery], [ids[i] for i in gallery], embeddings[probes],
                                   [ids[i] for i in probes])
     return {f"identification_{k}": v for k, v in result.items()}
 

@@ -24,7 +24,9 @@ def test_short_run_reports_the_fields_metrics_and_a_calibrated_threshold(tiny_fa
         assert metrics["operating_point"]["far"] <= 0.01
     assert report["splits"]["test"]["n_pairs"] == 16  # 2 folds x 4 matched + 4 mismatched
     assert len(report["splits"]["test"]["accuracy_per_fold"]) == 2
-    assert report["sizes"]["validation"] == 20
+    # Evaluation splits count distinct images, each embedded once: 2 held-out people x 4 faces.
+    assert report["sizes"]["validation"] == report["splits"]["validation"]["n_images"] == 8
+    assert report["splits"]["validation"]["n_pairs"] == 20
     baseline = report["baseline"]
     assert baseline["name"] == "raw-pixel cosine" and 0.0 <= baseline["splits"]["test"]["accuracy"] <= 1.0
     for picture in ("roc_validation.png", "roc_test.png", "hardest_false_matches_test.png"):
