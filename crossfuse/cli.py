@@ -159,8 +159,8 @@ def eval_command(run_dir: str, data: str, overrides: tuple[str, ...], as_json: b
 def predict_command(run_dir: str, inputs: tuple[str, ...], from_file: Any, as_json: bool) -> None:
     """Predict with the trained run RUN_DIR on INPUTS (texts, image or audio files, folders).
 
-    Tasks add their own options, anywhere on the line: --score-threshold 0.5 (driving-detection),
-    --gallery DIR (security-face-match) ... An unknown option lists the task's options.
+    The run's task may take options of its own (a score threshold, a gallery folder ...), given
+    anywhere on the line as --name VALUE; an unknown option lists the ones the task has.
     """
     from . import api
 
