@@ -190,6 +190,11 @@ class RunDir:
     def write_report(self, report: dict[str, Any]) -> None:
         atomic_write(self.path / REPORT_FILE, json.dumps(report, indent=2, default=_json_default) + "\n")
 
+    def read_report(self) -> dict[str, Any] | None:
+        """The finished run's report, or None while the run has not written one."""
+        path = self.path / REPORT_FILE
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
 
 def _json_default(value: Any) -> Any:
     """numpy scalars and arrays in reports."""

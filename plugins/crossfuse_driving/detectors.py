@@ -103,7 +103,6 @@ class FeaturePyramid(nn.Module):
         from torchvision.models.feature_extraction import create_feature_extractor
 
         layers = pyramid_layers(body, strides)
-        self.layers = layers
         self.extractor = create_feature_extractor(body, {name: str(i) for i, (name, _, _) in enumerate(layers)})
         extra_block = LastLevelP6P7(out_channels, out_channels) if extra == "p6p7" else LastLevelMaxPool()
         self.fpn = FeaturePyramidNetwork([c for _, _, c in layers], out_channels, extra_blocks=extra_block)

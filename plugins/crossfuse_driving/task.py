@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -24,7 +24,7 @@ from crossfuse.runs import atomic_write, cached_folder
 from crossfuse.task import DataBundle, Task, expand_inputs
 
 from .detectors import DetectorConfig, build_detector
-from .formats import DetectionSample, DetObject, class_names, read_dataset, sanitize
+from .formats import DetectionSample, class_names, read_dataset, sanitize
 from .metrics import KITTI_IOU, coco_metrics, kitti_ap
 
 FORMATS = ("auto", "kitti", "coco", "voc")
@@ -159,8 +159,8 @@ class DrivingDetectionTask(Task):
                     raise DataError(f"{obj.where or sample.where}: unknown class {obj.label!r}. Expected one of "
                                     f"data.classes {data.classes} or data.ignore_classes {data.ignore_classes}; "
                                     f"map it with data.class_map (e.g. {{{obj.label}: {data.classes[0]}}})")
-                objects.append(_relabel(obj, label))
-            sample, dropped = sanitize(_replace_objects(sample, objects), data.min_box_size)
+                objects.append(obj if obj.label == label else replace(obj, label=label))
+            sample, dropped = sanitize(replace(sample, objects=tuple(objects)), data.min_box_size)
             removed += dropped
             cleaned.append(sample)
         if removed:
@@ -350,18 +350,6 @@ def _mask(image: torch.Tensor, boxes: list) -> torch.Tensor:
         right, bottom = min(width, int(np.ceil(x2)) + 1), min(height, int(np.ceil(y2)) + 1)
         image[:, top:bottom, left:right] = mean[:, None, None]
     return image
-
-
-def _relabel(obj: DetObject, label: str) -> DetObject:
-    from dataclasses import replace
-
-    return obj if obj.label == label else replace(obj, label=label)
-
-
-def _replace_objects(sample: DetectionSample, objects: list[DetObject]) -> DetectionSample:
-    from dataclasses import replace
-
-    return replace(sample, objects=tuple(objects))
 
 
 def _examples(detections: list[dict], samples: Sequence[DetectionSample], count: int) -> list[dict]:

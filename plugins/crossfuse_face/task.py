@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossfuse.errors import ConfigError, CrossfuseError, DataError
-from crossfuse.runs import atomic_write, cached_folder
+from crossfuse.runs import RunDir, atomic_write, cached_folder
 from crossfuse.task import DataBundle, Task, expand_inputs
 
 from .heads import LOSSES, EmbeddingHead, MarginHead
@@ -249,9 +249,9 @@ class SecurityFaceMatchTask(Task):
         same = np.array([pair.same for pair in samples.pairs])
         metrics = verification_metrics(scores, same, _folds(samples.pairs), tuple(data.fars))
         metrics["operating_point"] = calibrate_threshold(scores, same, data.calibration_far)
-        if self.run_dir is not None and (self.run_dir / "report.json").is_file():
-            # `crossfuse eval`: how the run's saved threshold holds on these pairs.
-            saved = self._operating_point(FacePredictOptions())["threshold"]
+        saved_point = self._saved_point()
+        if saved_point:  # `crossfuse eval`: how the run's saved threshold holds on these pairs
+            saved = saved_point["threshold"]
             accepted = scores >= saved
             metrics["at_saved_threshold"] = {"threshold": saved, "far": float(accepted[~same].mean()),
                                              "tar": float(accepted[same].mean())}
@@ -314,14 +314,17 @@ class SecurityFaceMatchTask(Task):
     def _operating_point(self, options: FacePredictOptions) -> dict[str, Any]:
         if options.threshold is not None:
             return {"threshold": options.threshold, "calibrated_far": None, "source": "--threshold"}
-        report = Path(self.run_dir or ".") / "report.json"
-        try:
-            point = json.loads(report.read_text())["splits"]["validation"]["operating_point"]
-        except (OSError, KeyError, ValueError):
-            raise CrossfuseError(f"{report}: no calibrated threshold (the run has not finished?); give "
-                                 f"--threshold VALUE") from None
+        point = self._saved_point()
+        if point is None:
+            raise CrossfuseError(f"{self.run_dir}: no calibrated threshold in report.json (the run has not "
+                                 f"finished?); give --threshold VALUE")
         return {"threshold": point["threshold"], "calibrated_far": point["target_far"],
                 "source": "validation pairs of the run"}
+
+    def _saved_point(self) -> dict[str, Any] | None:
+        """The operating point calibrated on validation and saved in the run's report, if there is one."""
+        report = RunDir(self.run_dir).read_report() if self.run_dir is not None else None
+        return ((report or {}).get("splits", {}).get("validation") or {}).get("operating_point")
 
     def _identify(self, model: Any, probes: list[str], options: FacePredictOptions, point: dict) -> list[dict]:
         names, gallery = self._gallery(model, options)
@@ -414,6 +417,7 @@ class TrainingFaces:
     def __init__(self, images: list[FaceImage], task: SecurityFaceMatchTask):
         self.images = images
         self.task = task
+        self.labels = {name: i for i, name in enumerate(task.identities)}
 
     def __len__(self) -> int:
         return len(self.images)
@@ -421,7 +425,7 @@ class TrainingFaces:
     def __getitem__(self, index: int) -> dict[str, Any]:
         image = self.images[index]
         return {"image": self.task.preprocess(image.path, augment=True),
-                "label": self.task.identities.index(image.identity)}
+                "label": self.labels[image.identity]}
 
 
 def _augmentation(config: FaceAugmentConfig):
