@@ -29,7 +29,9 @@ def build(task_name: str, backbone: str, steps: int, batch_size: int):
     task = task_class(task_name)(config)
     data = task.load_data()
     seed_everything(0)
-    model = task.build_model(build_backbone(config.backbone))
+    backbone = build_backbone(config.backbone)
+    task.backbones = {"backbone": backbone}
+    model = task.build_model(backbone)
     return config, task, data, model
 
 
@@ -49,7 +51,11 @@ def plain_loop(task_name: str, backbone: str, steps: int, batch_size: int) -> fl
     config, task, data, model = build(task_name, backbone, steps, batch_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0, total_iters=steps)
-    loader = torch.utils.data.DataLoader(data.train, batch_size=batch_size, shuffle=True, collate_fn=task.collate)
+    from crossfuse.trainer import Preprocessed
+
+    # The same per-sample preprocessing (augmentation included) the trainer applies.
+    training = Preprocessed(data.train, list(range(len(data.train))), task, train=True)
+    loader = torch.utils.data.DataLoader(training, batch_size=batch_size, shuffle=True, collate_fn=task.collate)
     model.train()
     done = 0
     started = time.perf_counter()

@@ -3,31 +3,43 @@
 >>> import crossfuse
 >>> result = crossfuse.run("finance-sentiment", epochs=1)             # doctest: +SKIP
 >>> crossfuse.load(result.run_dir).predict(["Profit rose 20%"])       # doctest: +SKIP
-[{'label': 'positive', 'probabilities': {...}}]
+[{'input': 'Profit rose 20%', 'label': 'positive', 'probabilities': {...}}]
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import inspect
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from .config import RunConfig, build, merge, parse_overrides, read_yaml, set_dotted
-from .errors import ConfigError, CrossfuseError
+from .errors import ConfigError, CrossfuseError, RunInterrupted
 from .plugins import get_plugin_manager
 from .runs import RunDir, default_output
 
-RUN_SECTIONS = ("task", "seed", "output", "backbone", "data", "head", "train")
+RUN_SECTIONS = ("task", "seed", "output", "backbone", "backbones", "data", "head", "train", "eval")
+# Keyword options of run() / flags of `crossfuse run`, and the config key each sets.
+SHORTCUTS = {"backbone": "backbone.name", "init_from": "backbone.init_from", "epochs": "train.epochs",
+             "device": "train.device", "output": "output", "seed": "seed", "data": "data.train"}
 
 
 # -- configuration ---------------------------------------------------------------------------
 
 
 def task_class(name: str) -> type:
-    """The :class:`~crossfuse.task.Task` subclass registered as ``name``."""
-    return get_plugin_manager().tasks.get(name).load()
+    """The :class:`~crossfuse.task.Task` subclass registered as ``name`` (checked against its
+    registration: same name and modality, and against the contract)."""
+    from .plugins import check_task_registration
+    from .task import check_task_class
+
+    entry = get_plugin_manager().tasks.get(name)
+    cls = entry.load()
+    check_task_registration(entry, cls)
+    check_task_class(cls)
+    return cls
 
 
 def default_config(name: str) -> dict[str, Any]:
@@ -38,7 +50,16 @@ def default_config(name: str) -> dict[str, Any]:
         return {}
     if ":" in location and not Path(location).exists():
         package, _, filename = location.partition(":")
-        with importlib.resources.as_file(importlib.resources.files(package) / filename) as path:
+        try:
+            resource = importlib.resources.files(package) / filename
+        except ModuleNotFoundError:
+            raise ConfigError(f"task {name!r} (plugin {entry.owner!r}): its default config {location!r} names a "
+                              f"package that is not installed") from None
+        if not resource.is_file():
+            raise ConfigError(f"task {name!r} (plugin {entry.owner!r}): its default config {location!r} is not in "
+                              f"the installed package; ship the YAML as package data "
+                              f"([tool.setuptools.package-data] in the plugin's pyproject.toml)")
+        with importlib.resources.as_file(resource) as path:
             return read_yaml(path)[0]
     return read_yaml(location)[0]
 
@@ -62,8 +83,9 @@ def resolve_config(task: str, config: str | Path | None = None, overrides: Seque
                    **options: Any) -> RunConfig:
     """Defaults of ``task`` <- YAML file ``config`` <- ``--set`` overrides <- keyword options.
 
-    ``options`` are the CLI shortcuts: ``backbone``, ``epochs``, ``device``, ``output``, ``seed``.
-    Each layer is checked on its own so an error points at the file, line or flag at fault.
+    ``options`` are the CLI shortcuts: ``backbone``, ``init_from``, ``epochs``, ``device``,
+    ``output``, ``seed``, ``data`` (a dataset path: ``data.train``). Each layer is checked on its own
+    so an error points at the file, line or flag at fault; then the whole is checked for sense.
     """
     cls = task_class(task)
     layers: list[tuple[dict[str, Any], str, dict[str, int]]] = [(default_config(task), f"defaults of {task}", {})]
@@ -73,20 +95,80 @@ def resolve_config(task: str, config: str | Path | None = None, overrides: Seque
             raise ConfigError(f"{config}: this config is for task {data['task']!r}, not {task!r}")
         layers.append((data, str(config), lines))
     layers.append((parse_overrides(list(overrides)), "--set", {}))
-    shortcuts: dict[str, Any] = {}
-    for key, dotted in (("backbone", "backbone.name"), ("epochs", "train.epochs"), ("device", "train.device"),
-                        ("output", "output"), ("seed", "seed")):
-        if options.get(key) is not None:
-            set_dotted(shortcuts, dotted, options[key])
-    layers.append((shortcuts, "options", {}))
+    layers.append((_shortcut_layer(cls, options), "options", {}))
     merged: dict[str, Any] = {"task": task}
     for data, source, lines in layers:
         typed_config(data, cls, source=source, lines=lines)  # raises with the right location
         merged = merge(merged, data)
     resolved = typed_config(merged, cls)
     resolved.task = task
-    resolved.backbone.name = resolved.backbone.name or cls.default_backbone
+    _fill_backbones(cls, resolved, merged)
+    check_config(cls, resolved)
     return resolved
+
+
+def _shortcut_layer(cls: type, options: dict[str, Any]) -> dict[str, Any]:
+    unknown = sorted(set(options) - set(SHORTCUTS))
+    if unknown:
+        raise TypeError(f"unknown option(s) {', '.join(unknown)}; expected {', '.join(SHORTCUTS)}")
+    layer: dict[str, Any] = {}
+    for key, value in options.items():
+        if value is None:
+            continue
+        if cls.inputs and key in ("backbone", "init_from"):
+            names = ", ".join(cls.inputs)
+            raise ConfigError(f"task {cls.name!r} has several backbones ({names}): instead of --{key.replace('_', '-')}"
+                              f" use --set backbones.{next(iter(cls.inputs))}.{SHORTCUTS[key].split('.')[1]}=...")
+        set_dotted(layer, SHORTCUTS[key], str(value) if key == "data" else value)
+    return layer
+
+
+def _fill_backbones(cls: type, config: RunConfig, merged: dict[str, Any]) -> None:
+    """Default backbone names, and the right section (backbone or backbones) for the task."""
+    if not cls.inputs:
+        if config.backbones:
+            raise ConfigError(f"backbones: task {cls.name!r} has one backbone; configure it under backbone: "
+                              f"(e.g. --set backbone.name=...)")
+        config.backbone.name = config.backbone.name or cls.default_backbone
+        return
+    if "backbone" in merged:
+        raise ConfigError(f"backbone: task {cls.name!r} has several backbones ({', '.join(cls.inputs)}); configure "
+                          f"each under backbones.<input> (e.g. --set backbones.{next(iter(cls.inputs))}.name=...)")
+    extra = sorted(set(config.backbones) - set(cls.inputs))
+    if extra:
+        raise ConfigError(f"backbones.{extra[0]}: task {cls.name!r} has no input {extra[0]!r}; its inputs: "
+                          f"{', '.join(cls.inputs)}")
+    from .config import BackboneConfig
+
+    for name in cls.inputs:
+        section = config.backbones.setdefault(name, BackboneConfig())
+        section.name = section.name or cls.default_backbones.get(name, "")
+        if not section.name:
+            raise ConfigError(f"backbones.{name}.name: task {cls.name!r} names no default backbone for input "
+                              f"{name!r}; set one")
+
+
+def check_config(cls: type, config: RunConfig) -> None:
+    """Values that are well-typed but make no sense together, found before anything runs."""
+    from .datasets import check_format
+    from .metrics import check_metric_names
+
+    train = config.train
+    for key, value, low in (("epochs", train.epochs, 1), ("batch_size", train.batch_size, 1),
+                            ("grad_accum", train.grad_accum, 1), ("log_every", train.log_every, 1)):
+        if value < low:
+            raise ConfigError(f"train.{key} must be at least {low}, got {value}")
+    if train.lr <= 0 or (train.head_lr is not None and train.head_lr <= 0):
+        raise ConfigError(f"train.lr and train.head_lr must be positive, got {train.lr} and {train.head_lr}")
+    if not 0 <= train.warmup_ratio < 1:
+        raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {train.warmup_ratio}")
+    data_format = getattr(config.data, "format", None)
+    if data_format is not None:
+        check_format(cls.name, data_format)
+        if data_format == "demo" and getattr(config.data, "train", None):
+            raise ConfigError(f"data.format=demo uses the built-in data, but data.train is {config.data.train!r}: "
+                              f"set data.format to auto (or a registered format) to read it")
+    check_metric_names(config.eval.metrics)
 
 
 # -- running ---------------------------------------------------------------------------------
@@ -108,16 +190,19 @@ def run(task: str, *, config: str | Path | None = None, overrides: Sequence[str]
         **options: Any) -> RunResult:
     """Train and evaluate ``task``; return the run directory and its report.
 
-    Keyword ``options``: ``backbone``, ``epochs``, ``device``, ``output``, ``seed`` (as on the CLI).
-    With ``resume=True`` the saved config of the run in ``output`` (default: the latest run of
-    ``task``) is used unchanged, and training continues exactly where it stopped.
+    Keyword ``options``: ``backbone``, ``init_from``, ``epochs``, ``device``, ``output``, ``seed``,
+    ``data`` (as on the CLI). With ``resume=True`` the saved config of the run in ``output``
+    (default: the latest run of ``task``) is used unchanged, and training continues exactly where
+    it stopped. Nothing is written until the data, the backbones and the device have been checked.
     """
     started = time.time()
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --output and --overwrite replaces it: choose one")
     if resume:
         run_dir, resolved = _resume_target(task, config, overrides, options)
     else:
         resolved = resolve_config(task, config, overrides, **options)
-        run_dir = Path(resolved.output) if resolved.output else default_output(task)
+        run_dir = Path(resolved.output) if resolved.output else None
     if progress is not None:
         resolved.train.progress = progress
     return _execute(resolved, run_dir, resume=resume, overwrite=overwrite, callbacks=callbacks, started=started)
@@ -141,60 +226,76 @@ def _resume_target(task: str, config: Any, overrides: Sequence[str], options: di
     return run_dir, typed_config(saved, task_class(task), source=str(run_dir / "config.yaml"))
 
 
-def _execute(config: RunConfig, run_dir: Path, *, resume: bool, overwrite: bool, callbacks: Sequence[Any],
+def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite: bool, callbacks: Sequence[Any],
              started: float) -> RunResult:
-    from .backbones import build_backbone
-    from .trainer import Distributed, Trainer, seed_everything
+    from .run_backbones import SINGLE, build_backbones, save_snapshots
+    from .trainer import Trainer, seed_everything
 
-    task = task_class(config.task)(config)
+    cls = task_class(config.task)
+    task = cls(config)
     data = task.load_data()  # bad data fails here, before anything is written
-    _check_modality(task, config.backbone.name)
     seed_everything(config.seed)
-    backbone = build_backbone(config.backbone)  # unknown or unreachable backbones fail here, too
-    model = task.build_model(backbone)
-    dist = Distributed()
-    run = RunDir.create(run_dir, resume=resume, overwrite=overwrite) if dist.is_main else RunDir(run_dir)
-    config.output = str(run_dir)
-    if dist.is_main:
-        run.write_config(config.to_dict())
-        if hasattr(backbone, "save_architecture"):
-            backbone.save_architecture(run.backbone_dir)
-    trainer = Trainer(task, model, data, config.train, seed=config.seed, run=run, callbacks=callbacks)
-    state = trainer.fit(resume=resume)
+    backbones, origins = build_backbones(cls, config)  # unknown or unreachable backbones fail here, too
+    task.backbones = backbones
+    model = task.build_model(backbones if cls.inputs else backbones[SINGLE])
+    trainer = Trainer(task, model, data, config.train, seed=config.seed, callbacks=callbacks)  # device, sampler
+    run_dir = trainer.agree(run_dir or default_output(config.task))  # every rank writes to rank 0's choice
+    if trainer.dist.is_main:  # every check has passed: only now does the run directory appear
+        trainer.run = RunDir.create(run_dir, resume=resume, overwrite=overwrite)
+        config.output = str(run_dir)
+        trainer.run.write_config(config.to_dict())
+        save_snapshots(trainer.run, model, backbones)
+        trainer.run.write_task_state(task.state_dict())
+    else:
+        trainer.run = RunDir(run_dir)
+    try:
+        state = trainer.fit(resume=resume)
+    except KeyboardInterrupt as interrupt:  # the trainer saved a checkpoint: say how to continue
+        raise RunInterrupted(config.task, run_dir) from interrupt
     report = _final_report(task, trainer, data, config, state, started)  # collective: every rank evaluates
-    if dist.is_main:
-        report["pictures"] = task.draw_report(report, run.path)
-        run.write_report(report)
+    if trainer.dist.is_main:
+        if origins:
+            report["init_from"] = origins
+        weights = {name: b.weights_report.summary() for name, b in backbones.items() if hasattr(b, "weights_report")}
+        if weights:  # what backbone.weights loaded and what it left out
+            report["backbone_weights"] = weights
+        report["pictures"] = task.draw_report(report, trainer.run.path)
+        trainer.run.write_report(report)
+        if not config.train.keep_resume_state:
+            trainer.run.drop_resume_state()
     trainer.close()
-    return RunResult(run.path, report if dist.is_main else {})
-
-
-def _check_modality(task: Any, name: str) -> None:
-    from .backbones import resolve_source
-
-    kind, _ = resolve_source(name)
-    modality = get_plugin_manager().backbones.get(name).meta.get("modality") if kind == "registry" else "text"
-    if modality != task.modality:
-        raise ConfigError(f"backbone {name!r} has modality {modality!r} but task {task.name!r} needs "
-                          f"{task.modality!r}; see `crossfuse list backbones`")
+    return RunResult(trainer.run.path, report if trainer.dist.is_main else {})
 
 
 def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: Any, started: float) -> dict[str, Any]:
     from safetensors.torch import load_file
 
+    from .metrics import split_metrics
+
     trainer.barrier()  # the main rank has written the best checkpoint
     best = trainer.run.best_weights()
     trainer.model.load_state_dict(load_file(str(best)), strict=False)
-    splits = {name: trainer.evaluate(samples) for name, samples in data.splits().items()}
+    splits = {}
+    if data.validation:  # what is chosen on validation (thresholds, temperatures) is fixed before any report
+        outputs = trainer.predict(data.validation)
+        task.calibrate(outputs, data.validation)
+        if trainer.dist.is_main:
+            trainer.run.write_task_state(task.state_dict())
+        splits["validation"] = split_metrics(task, outputs, data.validation)
+    splits.update({name: trainer.evaluate(samples) for name, samples in data.splits().items() if name not in splits})
     if not trainer.dist.is_main:
         return {}
+    for name, samples in data.splits().items():
+        splits[name].update(_model_metrics(task, trainer.model, name, samples))
     report = {
-        "task": config.task, "backbone": config.backbone.name, "seed": config.seed,
+        "task": config.task, "backbone": _backbone_names(config), "seed": config.seed,
         "main_metric": task.main_metric, "best_epoch": state.best_epoch, "steps": state.step,
         "checkpoint": str(best.relative_to(trainer.run.path)),
         "sizes": {"train": len(data.train), **{name: len(s) for name, s in data.splits().items()}},
         "splits": splits,
     }
+    if data.info:  # what the task says about its data (sources, counts per class ...)
+        report["data"] = data.info
     baseline = task.baseline(data)
     if baseline:
         report["baseline"] = baseline
@@ -202,17 +303,33 @@ def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: 
     return report
 
 
+def _model_metrics(task: Any, model: Any, split: str, samples: Any) -> dict[str, Any]:
+    """The task's :meth:`~crossfuse.task.Task.model_metrics` of a split, the model in eval mode, no gradients."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return task.model_metrics(model, split, samples)
+
+
+def _backbone_names(config: RunConfig) -> Any:
+    if config.backbones:
+        return {name: section.name for name, section in config.backbones.items()}
+    return config.backbone.name
+
+
 # -- using a trained run ---------------------------------------------------------------------
 
 
 class Predictor:
-    """A trained run, ready to predict. Build it with :func:`load`."""
+    """A trained run, ready to predict, explain and evaluate. Build it with :func:`load`."""
 
-    def __init__(self, run_dir: str | Path, device: str = "cpu"):
-        import torch
+    def __init__(self, run_dir: str | Path, device: str = "cpu", batch_size: int | None = None):
         from safetensors.torch import load_file
 
         from .backbones import build_backbone
+        from .run_backbones import SINGLE, rebuild_configs
+        from .trainer import Distributed, select_device
 
         self.run = RunDir.open(run_dir)
         saved = self.run.read_config()
@@ -220,64 +337,110 @@ class Predictor:
         self.config = typed_config(saved, cls, source=str(self.run.path / "config.yaml"))
         self.task = cls(self.config)
         self.task.run_dir = self.run.path
-        backbone_config = self.config.backbone
-        backbone_config.pretrained = False  # the weights come from the checkpoint
-        backbone_config.weights = None
-        if (self.run.backbone_dir / "config.json").is_file():
-            backbone_config.name = str(self.run.backbone_dir)
-        self.model = self.task.build_model(build_backbone(backbone_config))
-        missing, unexpected = self.model.load_state_dict(load_file(str(self.run.best_weights())), strict=False)
+        state = self.run.read_task_state()
+        if state is not None:
+            self.task.load_state_dict(state)
+        backbones = {name: build_backbone(c) for name, c in rebuild_configs(self.run, cls, self.config).items()}
+        self.task.backbones = backbones
+        self.model = self.task.build_model(backbones if cls.inputs else backbones[SINGLE])
+        missing, _ = self.model.load_state_dict(load_file(str(self.run.best_weights())), strict=False)
         if missing:
             raise CrossfuseError(f"{self.run.best_weights()} does not match the model: missing {missing[:3]}...")
-        self.device = torch.device(device)
+        self.device = select_device(device, Distributed(rank=0, world_size=1, local_rank=0))
+        self.batch_size = batch_size
         self.model.to(self.device).eval()
 
+    def _options(self, options: dict[str, Any]) -> Any:
+        options_class = type(self.task).PredictOptions
+        if self.batch_size and "batch_size" in getattr(options_class, "__dataclass_fields__", {}):
+            options.setdefault("batch_size", self.batch_size)
+        return build(options_class, options, source="predict options")
+
     def predict(self, inputs: Sequence[Any], **options: Any) -> list[dict[str, Any]]:
-        """The task's predictions for raw inputs (texts, image files or folders ...).
+        """The task's predictions for raw inputs (texts, files or folders ...).
 
         ``options`` are the task's ``PredictOptions`` (``score_threshold=0.5``, ``gallery="faces/"``).
         """
-        typed = build(type(self.task).PredictOptions, options, source="predict options")
-        return self.task.predict(self.model, list(inputs), typed)
+        import torch
+
+        typed = self._options(options)
+        self.model.eval()
+        with torch.no_grad():
+            return self.task.predict(self.model, list(inputs), typed)
+
+    def explain(self, inputs: Sequence[Any], output: str | Path | None = None, **options: Any) -> list[dict[str, Any]]:
+        """Predictions with explanations (heat maps written into ``output``, default a new folder
+        ``RUN_DIR/explanations/TIMESTAMP``; an existing folder is refused rather than written over)."""
+        import torch
+
+        typed = self._options(options)
+        folder = Path(output) if output else self.run.path / "explanations" / time.strftime("%Y%m%d-%H%M%S")
+        if folder.exists() and any(folder.iterdir()):
+            raise CrossfuseError(f"{folder} already holds files; choose another output folder for the explanations")
+        folder.mkdir(parents=True, exist_ok=True)
+        self.model.eval()
+        with torch.enable_grad():
+            return self.task.explain(self.model, list(inputs), typed, folder)
 
     def describe(self, prediction: dict[str, Any]) -> str:
         """The task's one-line summary of a prediction, for the terminal."""
         return self.task.describe_prediction(prediction)
 
-    def evaluate(self, data: str | Path, batch_size: int = 64) -> dict[str, Any]:
-        """The task's metrics on the dataset at ``data`` (any format the task reads)."""
+    def evaluate(self, data: str | Path, batch_size: int | None = None, split: str | None = None) -> dict[str, Any]:
+        """The task's metrics on the dataset at ``data`` (any format the task reads; a source holding
+        several splits is evaluated on ``split``, default test)."""
         import torch
 
-        from .trainer import collect_outputs
+        from .metrics import split_metrics
+        from .trainer import Preprocessed, collect_outputs
 
-        samples = self.task.load_eval_data(str(data))
-        loader = torch.utils.data.DataLoader(samples, batch_size=batch_size, collate_fn=self.task.collate)
+        samples = self._eval_samples(str(data), split)
+        dataset = Preprocessed(samples, list(range(len(samples))), self.task, train=False)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size or self.batch_size or 64,
+                                             collate_fn=self.task.collate)
         outputs = collect_outputs(self.task, self.model, loader, self.device)
-        return self.task.compute_metrics(outputs, samples)
+        return {**split_metrics(self.task, outputs, samples),
+                **_model_metrics(self.task, self.model, split or "test", samples)}
+
+    def _eval_samples(self, path: str, split: str | None) -> Any:
+        accepts_split = "split" in inspect.signature(self.task.load_eval_data).parameters
+        if accepts_split:
+            return self.task.load_eval_data(path, split)
+        if split is not None:
+            raise CrossfuseError(f"--split: task {self.task.name!r} reads evaluation data with load_eval_data(path); "
+                                 f"its plugin must accept load_eval_data(path, split=None) for --split")
+        return self.task.load_eval_data(path)
+
+
+def run_task(run_dir: str | Path) -> str:
+    """The name of the task that trained ``run_dir``."""
+    return RunDir.open(run_dir).read_config().get("task", "")
 
 
 def predict_options(run_dir: str | Path) -> type:
     """The ``PredictOptions`` dataclass of the task that trained ``run_dir`` (nothing is loaded)."""
-    return task_class(RunDir.open(run_dir).read_config().get("task", "")).PredictOptions
+    return task_class(run_task(run_dir)).PredictOptions
 
 
-def load(run_dir: str | Path, device: str = "cpu") -> Predictor:
-    """Load a trained run for prediction and evaluation."""
-    return Predictor(run_dir, device=device)
+def load(run_dir: str | Path, device: str = "cpu", batch_size: int | None = None) -> Predictor:
+    """Load a trained run for prediction and evaluation (``device``: cpu, cuda, mps or auto)."""
+    return Predictor(run_dir, device=device, batch_size=batch_size)
 
 
-def evaluate(run_dir: str | Path, data: str | Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
+def evaluate(run_dir: str | Path, data: str | Path, overrides: Sequence[str] = (), *, device: str = "cpu",
+             batch_size: int | None = None, split: str | None = None) -> dict[str, Any]:
     """Metrics of the run in ``run_dir`` on the dataset ``data``.
 
-    ``overrides`` (``"data.text_column=sentence"``) change how the file is read.
+    ``overrides`` (``"data.text_column=sentence"``) change how the file is read; ``split`` picks
+    a split of a source that holds several (default: its test split).
     """
-    predictor = load(run_dir)
+    predictor = load(run_dir, device=device)
     if overrides:
         changes = parse_overrides(list(overrides))
         merged = merge(predictor.config.to_dict(), changes)
         typed_config(changes, type(predictor.task), source="--set")
         predictor.task.config = typed_config(merged, type(predictor.task))
-    return predictor.evaluate(data)
+    return predictor.evaluate(data, batch_size=batch_size, split=split)
 
 
 # -- registries ------------------------------------------------------------------------------
@@ -294,9 +457,27 @@ def list_backbones(modality: str | None = None) -> list[dict[str, Any]]:
     return [registry.info(n) for n in registry.names() if modality in (None, registry.get(n).meta.get("modality"))]
 
 
+def list_datasets() -> list[dict[str, Any]]:
+    """Dataset formats: ``auto`` and ``demo``, then every registered one with the tasks it feeds."""
+    from .datasets import listing
+
+    return listing()
+
+
 def get_backbone(name: str, **options: Any) -> Any:
-    """Build a backbone by registry name, ``hf:ORG/NAME`` or local path (options: ``pretrained``, ...)."""
+    """Build a backbone by registry name, ``hf:ORG/NAME``, ``timm:NAME`` or local path
+    (options: ``pretrained``, ``weights``, ``image_size`` ...)."""
     from .backbones import build_backbone
     from .config import BackboneConfig
 
     return build_backbone(build(BackboneConfig, {"name": name, **options}, prefix="backbone."))
+
+
+def demo_paths(task: str) -> dict[str, str]:
+    """Where ``task``'s demo data lies on disk (written into the cache on first use), by split."""
+    resolved = resolve_config(task)
+    instance = task_class(task)(resolved)
+    paths = instance.demo_paths()
+    if not paths:
+        raise CrossfuseError(f"task {task!r} keeps no demo files on disk (Task.demo_paths is empty)")
+    return paths

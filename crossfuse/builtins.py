@@ -37,13 +37,14 @@ IMAGE = [
      "MobileNetV3-Small, ImageNet weights", ()),
     ("efficientnet_b0", _lazy("vision", "torchvision_builder", "efficientnet_b0"), 1280,
      "EfficientNet-B0, ImageNet weights", ()),
-    ("tiny-cnn", _lazy("vision", "build_tiny_cnn"), 32, "4-layer CNN, random init (tests)", ()),
+    ("tiny-cnn", _lazy("vision", "build_tiny_cnn"), 32, "4-layer CNN, random init (tests; in_channels 1 or 3)", ()),
 ]
 AUDIO = [
-    ("mel-cnn", _lazy("audio", "build_mel_cnn"), 64, "log-mel spectrogram + small CNN, random init", ()),
-    ("wav2vec2-base", _lazy("audio", "torchaudio_builder", "WAV2VEC2_BASE", "wav2vec2_base"), 768,
+    ("mel-cnn", _lazy("audio", "build_mel_cnn"), 64, "log-mel spectrogram + small CNN, masked pooling, random init",
+     ()),
+    ("wav2vec2-base", _lazy("audio_ssl", "torchaudio_builder", "WAV2VEC2_BASE", "wav2vec2_base"), 768,
      "wav2vec 2.0 base (torchaudio, LibriSpeech 960 h pre-training)", ()),
-    ("hubert-base", _lazy("audio", "torchaudio_builder", "HUBERT_BASE", "hubert_base"), 768,
+    ("hubert-base", _lazy("audio_ssl", "torchaudio_builder", "HUBERT_BASE", "hubert_base"), 768,
      "HuBERT base (torchaudio, LibriSpeech 960 h pre-training)", ()),
 ]
 
@@ -53,3 +54,21 @@ def register_backbones(register):
     for modality, entries in (("text", TEXT), ("image", IMAGE), ("audio", AUDIO)):
         for name, builder, dim, description, aliases in entries:
             register(name, builder, modality=modality, feature_dim=dim, description=description, aliases=aliases)
+
+
+METRICS = [
+    # name, target, description
+    ("classification", "crossfuse.metrics:classification",
+     "accuracy, macro/weighted F1, per-class precision/recall/F1, confusion matrix (scikit-learn)"),
+    ("ece", "crossfuse.metrics:ece", "expected calibration error, 15 equal-width bins (lower is better)"),
+    ("brier", "crossfuse.metrics:brier", "Brier score of the probabilities (lower is better)"),
+    ("log-loss", "crossfuse.metrics:log_loss", "cross-entropy of the probabilities (scikit-learn; lower is better)"),
+    ("balanced-accuracy", "crossfuse.metrics:balanced_accuracy", "mean recall over classes (scikit-learn)"),
+]
+
+
+@hookimpl
+def register_metrics(register):
+    # Each needs the outputs `probabilities` and `labels` (classification and calibration).
+    for name, target, description in METRICS:
+        register(name, target, description=description + "; needs outputs probabilities, labels")

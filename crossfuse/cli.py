@@ -57,8 +57,13 @@ def list_command(kind: str, as_json: bool) -> None:
     """List registered tasks, backbones, dataset formats or metrics."""
     from .plugins import get_plugin_manager
 
-    registry = get_plugin_manager().registries()[kind]
-    rows = [registry.info(name) for name in registry.names()]
+    if kind == "datasets":
+        from .datasets import listing
+
+        rows = listing()
+    else:
+        registry = get_plugin_manager().registries()[kind]
+        rows = [registry.info(name) for name in registry.names()]
     if as_json:
         _emit_json(rows)
         return
@@ -75,28 +80,42 @@ def list_command(kind: str, as_json: bool) -> None:
 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def plugins_command(as_json: bool) -> None:
-    """Show installed plugins: version, source, hooks, what each registered, failures."""
+@click.option("--check", is_flag=True,
+              help="Also load every task class (imports torch): name, modality, contract and default config.")
+def plugins_command(as_json: bool, check: bool) -> None:
+    """Show installed plugins: version, source, hooks, what each registered, failures and problems.
+
+    A problem is a registration check that failed (a default config missing from the installed
+    package, a task whose class and registration disagree): the plugin loads, that task does not run.
+    """
     from .plugins import get_plugin_manager
 
-    infos = [p.as_dict() for p in get_plugin_manager().plugins.values()]
+    manager = get_plugin_manager()
+    manager.check_tasks(load_classes=check)
+    infos = [p.as_dict() for p in manager.plugins.values()]
     if as_json:
         _emit_json(infos)
         return
+    click.echo(f"interpreter: {sys.executable} (crossfuse install / uninstall run pip here)")
     for info in infos:
-        status = f"FAILED: {info['error']}" if info["error"] else "ok"
+        status = f"FAILED: {info['error']}" if info["error"] else \
+            f"{len(info['problems'])} problem(s)" if info["problems"] else "ok"
         click.echo(f"{info['name']} {info['version'] or ''} ({info['source']}, {info['module']}): {status}")
         if info["hooks"]:
             click.echo(f"  hooks: {', '.join(info['hooks'])}")
         for kind, names in info["registered"].items():
             click.echo(f"  {kind}: {', '.join(names)}")
+        for problem in info["problems"]:
+            click.echo(f"  problem: {problem}")
 
 
 @cli.command("run")
 @click.argument("task")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML config file.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key, e.g. train.lr=1e-4.")
-@click.option("--backbone", help="Registry name, hf:ORG/NAME or a local directory.")
+@click.option("--data", type=click.Path(), help="Dataset file or folder in a format the task reads (detected).")
+@click.option("--backbone", help="Registry name, hf:ORG/NAME, timm:NAME or a local directory.")
+@click.option("--init-from", type=click.Path(file_okay=False), help="Start the backbone from this run's fine-tuned one.")
 @click.option("--epochs", type=int)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--output", type=click.Path(file_okay=False), help="Run directory (default runs/TASK/TIMESTAMP).")
@@ -125,42 +144,108 @@ def run_command(task: str, config_file: str | None, overrides: tuple[str, ...], 
 @cli.command("eval")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--data", required=True, type=click.Path(), help="Dataset file or folder in a format the task reads.")
+@click.option("--split", help="Which split of a source that holds several (default: test).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="e.g. data.text_column=sentence")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="cpu", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Samples per forward pass (default 64).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def eval_command(run_dir: str, data: str, overrides: tuple[str, ...], as_json: bool) -> None:
+def eval_command(run_dir: str, data: str, split: str | None, overrides: tuple[str, ...], device: str,
+                 batch_size: int | None, as_json: bool) -> None:
     """Score the trained run RUN_DIR on another dataset."""
     from . import api
 
-    metrics = api.evaluate(run_dir, data, overrides)
+    metrics = api.evaluate(run_dir, data, overrides, device=device, batch_size=batch_size, split=split)
     if as_json:
         _emit_json(metrics)
         return
     for key, value in metrics.items():
-        if isinstance(value, float):
-            click.echo(f"{key}: {value:.4f}")
-        elif isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
-            click.echo(f"{key}:")  # per-class tables and the like
-            for name, row in value.items():
-                click.echo(f"  {name}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
-                                                     for k, v in row.items()))
-        else:
-            text = json.dumps(value, default=str, ensure_ascii=False)
-            if len(text) > 160:  # curves, example lists: a terminal line is not the place
-                size = f"{len(value)} entries" if isinstance(value, (list, dict)) else f"{len(text)} characters"
-                text = f"({size}; --json prints them)"
-            click.echo(f"{key}: {text}")
+        click.echo(_metric_line(key, value))
 
 
-@cli.command("predict", context_settings={"ignore_unknown_options": True})
+def _metric_line(key: str, value: Any) -> str:
+    """One metric for the terminal: numbers to four places, tables by row, long lists summarised."""
+    if isinstance(value, float):
+        return f"{key}: {value:.4f}"
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return f"{key}:\n" + "\n".join(f"  {name}: " + ", ".join(
+            f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()) for name, row in value.items())
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text) > 160:  # curves, example lists: a terminal line is not the place
+        size = f"{len(value)} entries" if isinstance(value, (list, dict)) else f"{len(text)} characters"
+        text = f"({size}; --json prints them)"
+    return f"{key}: {text}"
+
+
+class _PredictCommand(click.Command):
+    """``crossfuse predict RUN_DIR --help`` also lists the options of the task that trained RUN_DIR."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if any(a in ("-h", "--help") for a in args):
+            ctx.meta["crossfuse_run_dir"] = next((a for a in args if not a.startswith("-")), None)
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        super().format_help(ctx, formatter)
+        run_dir = ctx.meta.get("crossfuse_run_dir")
+        if not run_dir:
+            formatter.write_paragraph()
+            formatter.write_text("`crossfuse predict RUN_DIR --help` also lists the options of RUN_DIR's task.")
+            return
+        try:
+            from . import api
+
+            options_class, task = api.predict_options(run_dir), api.run_task(run_dir)
+        except CrossfuseError as exc:
+            formatter.write_paragraph()
+            formatter.write_text(f"(cannot list the task's options: {exc})")
+            return
+        with formatter.section(f"Options of this run's task ({task})"):
+            formatter.write_dl(_option_rows(options_class) or [("(none)", "")])
+
+
+# Task options that the command's own options of the same name set (--batch-size feeds options.batch_size).
+COMMAND_OWNED = {"batch_size"}
+
+
+def _option_rows(options_class: type) -> list[tuple[str, str]]:
+    """``(--name TYPE, help [default])`` for each field of a task's PredictOptions dataclass."""
+    import dataclasses
+    import typing
+
+    hints = typing.get_type_hints(options_class)
+    rows = []
+    for field in dataclasses.fields(options_class):
+        if field.name in COMMAND_OWNED:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        kind = hints[field.name]
+        inner = [arg for arg in typing.get_args(kind) if arg is not type(None)]  # Optional[X] -> X
+        kind = inner[0] if len(inner) == 1 else kind
+        if kind is not bool:
+            flag += " " + getattr(kind, "__name__", str(kind)).replace("typing.", "").upper()
+        text = field.metadata.get("help", "")
+        if field.default not in (dataclasses.MISSING, None):
+            text += f" [default: {field.default}]"
+        rows.append((flag, text.strip()))
+    return rows
+
+
+@cli.command("predict", cls=_PredictCommand, context_settings={"ignore_unknown_options": True})
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 @click.argument("inputs", nargs=-1)
 @click.option("--from-file", type=click.File("r", encoding="utf-8"), help="Read inputs, one per line ('-' for stdin).")
+@click.option("--explain", is_flag=True, help="Also explain each prediction (heat maps, token attributions).")
+@click.option("--explain-dir", type=click.Path(file_okay=False),
+              help="Folder for the explanation pictures (default RUN_DIR/explanations/TIMESTAMP).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]), default="cpu", show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), help="Inputs per forward pass (default: the task's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
-def predict_command(run_dir: str, inputs: tuple[str, ...], from_file: Any, as_json: bool) -> None:
+def predict_command(run_dir: str, inputs: tuple[str, ...], from_file: Any, explain: bool, explain_dir: str | None,
+                    device: str, batch_size: int | None, as_json: bool) -> None:
     """Predict with the trained run RUN_DIR on INPUTS (texts, image or audio files, folders).
 
     The run's task may take options of its own (a score threshold, a gallery folder ...), given
-    anywhere on the line as --name VALUE; an unknown option lists the ones the task has.
+    anywhere on the line as --name VALUE; `crossfuse predict RUN_DIR --help` lists them.
     """
     from . import api
 
@@ -168,8 +253,11 @@ def predict_command(run_dir: str, inputs: tuple[str, ...], from_file: Any, as_js
     items += [line.rstrip("\n") for line in from_file if line.strip()] if from_file else []
     if not items:
         raise click.UsageError("give at least one input, or --from-file FILE")
-    predictor = api.load(run_dir)
-    predictions = predictor.predict(items, **options)
+    predictor = api.load(run_dir, device=device, batch_size=batch_size)
+    if explain:
+        predictions = predictor.explain(items, output=explain_dir, **options)
+    else:
+        predictions = predictor.predict(items, **options)
     if as_json:
         _emit_json(predictions)
         return
@@ -214,20 +302,86 @@ def _task_options(tokens: list[str], options_class: type) -> tuple[list[str], di
     return items, options
 
 
-@cli.command("install")
-@click.argument("packages", nargs=-1, required=True)
-@click.option("-U", "--upgrade", is_flag=True)
-def install_command(packages: tuple[str, ...], upgrade: bool) -> None:
-    """pip install plugin PACKAGES into the environment crossfuse runs in."""
-    command = [sys.executable, "-m", "pip", "install", *(["--upgrade"] if upgrade else []), *packages]
-    sys.exit(subprocess.call(command))
+@cli.command("demo")
+@click.argument("task")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def demo_command(task: str, as_json: bool) -> None:
+    """Show where TASK's demo data lies (writing it into the cache first if needed).
+
+    The folders hold real files in the task's formats: use them with `crossfuse predict` and `eval`.
+    """
+    from . import api
+
+    paths = api.demo_paths(task)
+    if as_json:
+        _emit_json(paths)
+        return
+    for split, path in paths.items():
+        click.echo(f"{split}: {path}")
 
 
-@cli.command("uninstall")
-@click.argument("packages", nargs=-1, required=True)
-def uninstall_command(packages: tuple[str, ...]) -> None:
-    """pip uninstall PACKAGES from the environment crossfuse runs in."""
-    sys.exit(subprocess.call([sys.executable, "-m", "pip", "uninstall", "-y", *packages]))
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--modality", required=True, type=click.Choice(["text", "image", "audio"]),
+              help="What the task reads; picks the backbone, the preprocessing and the demo data.")
+@click.option("--task", help="The task's name (default: NAME without a crossfuse- prefix).")
+@click.option("--output", type=click.Path(file_okay=False), help="The folder to create (default ./NAME); must not exist.")
+def new_plugin_command(name: str, modality: str, task: str | None, output: str | None) -> None:
+    """Write a complete plugin package NAME: a task, its reader, defaults, demo data and tests.
+
+    \b
+    It installs, passes its own tests and runs as generated:
+      crossfuse new-plugin leafspot --modality image
+      crossfuse install -e ./leafspot
+      crossfuse run leafspot
+    """
+    from .scaffold import generate, plugin_names
+
+    names = plugin_names(name, task)
+    folder = generate(name, modality, task=task, output=output)
+    click.echo(f"wrote {folder}/: package {names.package} (distribution {names.dist}), task {names.task!r} "
+               f"({modality}), dataset format {names.format!r}")
+    click.echo(f"next:\n  crossfuse install -e {_shell_path(folder)}\n  crossfuse plugins --check\n"
+               f"  crossfuse run {names.task}\n  cd {_shell_path(folder)} && python -m pytest")
+
+
+def _shell_path(path: Any) -> str:
+    """``path`` as one would type it: ``./NAME`` for a relative folder, quoted when it needs it."""
+    import shlex
+    from pathlib import Path
+
+    text = str(path)
+    if not Path(text).is_absolute() and not text.startswith("."):
+        text = "./" + text
+    return shlex.quote(text)
+
+
+PIP_PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
+
+
+@cli.command("install", context_settings=PIP_PASS_THROUGH)
+@click.argument("pip_args", nargs=-1, required=True, type=click.UNPROCESSED)
+def install_command(pip_args: tuple[str, ...]) -> None:
+    """pip install plugin packages into the environment crossfuse runs in.
+
+    Everything after `install` goes to pip as it is: `crossfuse install -e ./my-plugin`,
+    `crossfuse install -U crossfuse-leafspot`, `crossfuse install --no-deps -r plugins.txt`.
+    """
+    sys.exit(_pip("install", *pip_args))
+
+
+@cli.command("uninstall", context_settings=PIP_PASS_THROUGH)
+@click.argument("pip_args", nargs=-1, required=True, type=click.UNPROCESSED)
+def uninstall_command(pip_args: tuple[str, ...]) -> None:
+    """pip uninstall packages (without asking) from the environment crossfuse runs in."""
+    sys.exit(_pip("uninstall", "-y", *pip_args))
+
+
+def _pip(*args: str) -> int:
+    """Run pip in crossfuse's own interpreter (so a plugin lands where crossfuse will find it)."""
+    command = [sys.executable, "-m", "pip", *args]
+    click.echo(f"running: {' '.join(command)}", err=True)
+    return subprocess.call(command)
 
 
 def _show_data_warnings_plainly() -> None:
@@ -250,6 +404,18 @@ def _show_data_warnings_plainly() -> None:
     warnings.showwarning = show
 
 
+def _interrupted(interrupt: BaseException) -> int:
+    """Ctrl-C: say how to continue (the trainer saved a checkpoint first); exit code 130."""
+    from .errors import RunInterrupted
+
+    if isinstance(interrupt, RunInterrupted):
+        click.echo(f"\nInterrupted. The training state is saved in {interrupt.run_dir}/checkpoints; continue with "
+                   f"`{interrupt.hint}`.", err=True)
+    else:
+        click.echo("\nInterrupted.", err=True)
+    return 130
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: plugin commands, then error handling with the documented exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -265,18 +431,20 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         code = exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("Aborted.", err=True)
-        code = 1
+    except click.exceptions.Abort as exc:
+        interrupt = exc.__cause__ or exc.__context__
+        if isinstance(interrupt, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            code = _interrupted(interrupt)
+        else:
+            click.echo("Aborted.", err=True)
+            code = 1
     except CrossfuseError as exc:
         if debug:
             traceback.print_exc()
         click.echo(f"Error: {exc}", err=True)
         code = exc.exit_code
-    except KeyboardInterrupt:
-        click.echo("\nInterrupted. If training had started, its state is saved in RUN_DIR/checkpoints; continue "
-                   "with `crossfuse run TASK --output RUN_DIR --resume`.", err=True)
-        code = 130
+    except KeyboardInterrupt as interrupt:
+        code = _interrupted(interrupt)
     except Exception as exc:  # noqa: BLE001 - last resort: a message, a hint, exit 1
         if debug:
             traceback.print_exc()

@@ -3,14 +3,16 @@
 The core owns the ``backbone`` and ``train`` sections; each task owns its ``data`` and
 ``head`` sections through its own dataclasses (``Task.DataConfig``, ``Task.HeadConfig``).
 Unknown keys, wrong types and values outside a ``Literal`` raise :class:`ConfigError` naming
-the key, the file and line where known, and the valid choices. Config text is parsed with
-``yaml.safe_load``: nothing in a config is ever evaluated.
+the key, the file and line where known, and the valid choices. Config text is parsed with a
+safe loader (:class:`ConfigLoader`): nothing in a config is ever evaluated, and only ``true`` and
+``false`` are booleans (YAML 1.2), so words such as ``yes``, ``no``, ``on``, ``off`` stay words.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -26,15 +28,17 @@ from .errors import ConfigError
 class BackboneConfig:
     """Which backbone to build and how. Options left ``None`` use the backbone's defaults."""
 
-    name: str = ""
-    pretrained: bool = True
-    weights: Optional[str] = None
+    name: str = ""  # registry name, hf:ORG/NAME, timm:NAME, or a local folder / file
+    pretrained: bool = True  # the source's pretrained weights (downloaded once, or from a local cache)
+    weights: Optional[str] = None  # a local state dict (torchvision, timm, transformers or crossfuse keys)
+    init_from: Optional[str] = None  # a finished run directory whose fine-tuned backbone starts this one
     freeze: bool = False
     trust_remote_code: bool = False
-    max_length: Optional[int] = None
-    pooling: Optional[Literal["mean", "cls"]] = None
-    image_size: Optional[int] = None
-    sample_rate: Optional[int] = None
+    max_length: Optional[int] = None  # text: tokens per input
+    pooling: Optional[Literal["mean", "cls"]] = None  # text: how token states become one vector
+    image_size: Optional[int] = None  # image: side of the square input
+    in_channels: Optional[int] = None  # image: 1 for grey-scale input (the first convolution is adapted)
+    sample_rate: Optional[int] = None  # audio: Hz the waveforms are given at
 
 
 @dataclass
@@ -61,6 +65,15 @@ class TrainConfig:
     max_steps: Optional[int] = None
     log_every: int = 10
     progress: bool = True
+    sampler: Literal["shuffle", "balanced", "weighted"] = "shuffle"  # balanced: every class drawn equally often
+    keep_resume_state: bool = False  # keep last-state.pt (optimizer moments) once the run has finished
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation options shared by every task."""
+
+    metrics: list[str] = field(default_factory=list)  # registered metrics added to the task's own (ece, brier ...)
 
 
 @dataclass
@@ -71,9 +84,11 @@ class RunConfig:
     seed: int = 13
     output: Optional[str] = None
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    backbones: dict[str, BackboneConfig] = field(default_factory=dict)  # tasks with several inputs (fusion)
     data: Any = None
     head: Any = None
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, ready for YAML or JSON."""
@@ -83,6 +98,24 @@ class RunConfig:
 # -- reading ---------------------------------------------------------------------------------
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` with YAML 1.2 booleans: voice commands, labels and keys named yes / no /
+    on / off are strings, not True / False (YAML 1.1 turns all of them into booleans)."""
+
+
+ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+ConfigLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                   list("tTfF"))
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text with :class:`ConfigLoader`."""
+    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass: no object construction
+
+
+
 def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
     """Parse a YAML mapping; return it and the line number of every dotted key."""
     path = Path(path)
@@ -90,8 +123,8 @@ def read_yaml(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
         raise ConfigError(f"config file {str(path)!r} does not exist")
     text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(text)
-        lines = _key_lines(yaml.compose(text))
+        data = load_yaml(text)
+        lines = _key_lines(yaml.compose(text, Loader=ConfigLoader))
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if data is None:
@@ -120,7 +153,7 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set expects key=value (for example train.lr=1e-4), got {pair!r}")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else None
+            value = load_yaml(raw) if raw.strip() else None
         except yaml.YAMLError:
             value = raw
         set_dotted(result, key, value)
@@ -203,7 +236,10 @@ def coerce(tp: Any, value: Any, key: str, source: str = "config", lines: dict[st
     if origin is dict or tp is dict:
         if not isinstance(value, dict):
             raise _error(f"{key} must be a mapping, got {value!r}", key, source, lines)
-        return dict(value)
+        if len(args) != 2:
+            return dict(value)
+        return {coerce(args[0], k, key, source, lines): coerce(args[1], v, f"{key}.{k}", source, lines)
+                for k, v in value.items()}
     if tp is Any:
         return value
     return _scalar(tp, value, key, source, lines)

@@ -32,3 +32,16 @@ class DataWarning(UserWarning):
 
     The CLI prints these as ``warning: ...`` lines; Python users filter them with :mod:`warnings`.
     """
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, after the trainer saved a resumable checkpoint; knows how to continue."""
+
+    def __init__(self, task: str, run_dir: object):
+        super().__init__(f"{task} interrupted")
+        self.task, self.run_dir = task, run_dir
+
+    @property
+    def hint(self) -> str:
+        """The command that continues the run."""
+        return f"crossfuse run {self.task} --output {self.run_dir} --resume"

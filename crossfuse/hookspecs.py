@@ -25,9 +25,11 @@ def register_backbones(register):
     """Add backbones to the registry. Called once, when plugins load.
 
     ``register(name, target, *, modality, feature_dim=None, description="", aliases=(), **meta)``:
-    ``target`` is a :class:`crossfuse.backbones.BackboneSpec`-returning callable or its
-    ``"module:attr"`` path; it is resolved only when the backbone is built.
-    ``modality`` is ``"text"``, ``"image"`` or ``"audio"``. The return value is ignored.
+    ``target(config)`` takes the run's :class:`crossfuse.config.BackboneConfig` and returns a
+    ``torch.nn.Module`` with ``modality``, ``feature_dim`` and its modality's preprocessing
+    (``tokenize`` / ``transform`` / ``featurize``); give it as the callable or its ``"module:attr"``
+    path, resolved only when the backbone is built. ``modality`` is ``"text"``, ``"image"`` or
+    ``"audio"``. The return value is ignored.
     """
 
 
@@ -46,10 +48,12 @@ def register_tasks(register):
 def register_datasets(register):
     """Add dataset formats a task can read (``data.format`` in a config). Called once.
 
-    ``register(name, target, *, tasks, description="", aliases=(), **meta)``: ``target`` is a
-    reader callable ``reader(path, options) -> list`` (or its ``"module:attr"`` path) and
-    ``tasks`` lists the task names (or modalities) that accept its output; a third party can
-    add a new file format to an existing task this way. The return value is ignored.
+    ``register(name, target, *, tasks, extensions=(), detect=None, layout="", description="", aliases=())``:
+    ``target`` is a reader ``reader(path, options) -> list | crossfuse.datasets.Splits`` (or its
+    ``"module:attr"`` path), ``tasks`` lists the task names whose samples it returns (a third
+    party can add a file format to an existing task this way), ``extensions`` and ``detect`` (a
+    cheap ``"module:attr"`` ``detect(path) -> bool``) let ``data.format=auto`` find it. The
+    return value is ignored.
     """
 
 

@@ -44,11 +44,12 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    problems: list[str] = field(default_factory=list)  # registration checks that failed (the plugin still loads)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
         return {"name": self.name, "version": self.version, "source": self.source, "module": self.module,
-                "hooks": self.hooks, "registered": self.registered, "error": self.error}
+                "hooks": self.hooks, "registered": self.registered, "error": self.error, "problems": self.problems}
 
 
 class PluginManager:
@@ -166,6 +167,89 @@ class PluginManager:
                 info = self.plugins.get(impl.plugin_name)
                 if info is not None:
                     info.error = "register_commands failed: " + _last_line(traceback.format_exc())
+
+    def check_tasks(self, load_classes: bool = False) -> None:
+        """Run the registration checks of every task and record what fails on its plugin's ``problems``.
+
+        Cheap by default (no torch): each default config exists (package data shipped), parses and
+        names its task. With ``load_classes`` each task class is imported too (torch), checked against
+        its registration and the contract, and its defaults are resolved against its config classes.
+        """
+        for entry in self.tasks:
+            info = self.plugins.get(entry.owner)
+            if info is None:
+                continue
+            for problem in task_problems(entry, load_classes):
+                if problem not in info.problems:
+                    info.problems.append(problem)
+
+
+# -- registration checks ---------------------------------------------------------------------
+# Run by `crossfuse plugins` (cheap ones) and `crossfuse plugins --check` (all), and, for the class,
+# by crossfuse.api.task_class whenever a task is used. A failing check never drops the plugin: its
+# other registrations keep working, and the task itself fails at use with the same message.
+
+
+def task_problems(entry: Any, load_classes: bool = False) -> list[str]:
+    """What is wrong with a registered task, each problem saying what to fix (empty: nothing)."""
+    from .errors import CrossfuseError
+
+    problems = []
+    try:
+        _check_default_config(entry)
+    except CrossfuseError as exc:
+        problems.append(str(exc))
+    if not load_classes or problems:
+        return problems
+    try:
+        from .api import resolve_config
+
+        # task_class inside checks the class against its registration and the contract; then the
+        # defaults are typed against the task's own config classes, as `crossfuse run` would.
+        resolve_config(entry.name)
+    except CrossfuseError as exc:
+        problems.append(str(exc))
+    except Exception as exc:  # noqa: BLE001 - an import error in the task module, say
+        problems.append(f"task {entry.name!r}: loading {entry.target!r} failed: {type(exc).__name__}: {exc}")
+    return problems
+
+
+def _check_default_config(entry: Any) -> None:
+    """The task's default YAML is installed, is a mapping of known sections, and names this task."""
+    from .api import RUN_SECTIONS, default_config
+    from .errors import ConfigError
+
+    location = entry.meta.get("config")
+    if not location:
+        return
+    raw = default_config(entry.name)  # a ConfigError says what is missing (package data, the file)
+    named = raw.get("task", entry.name)
+    if named not in (entry.name, *entry.aliases):
+        raise ConfigError(f"task {entry.name!r} (plugin {entry.owner!r}): its default config {location!r} says "
+                          f"task: {named!r}; write task: {entry.name} there (or register the task under that name)")
+    unknown = sorted(set(raw) - set(RUN_SECTIONS))
+    if unknown:
+        raise ConfigError(f"task {entry.name!r} (plugin {entry.owner!r}): its default config {location!r} has unknown "
+                          f"top-level key(s) {', '.join(unknown)}; valid: {', '.join(RUN_SECTIONS)}")
+
+
+def check_task_registration(entry: Any, cls: Any) -> None:
+    """The class registered as a task is a Task whose ``name`` and ``modality`` are those it was
+    registered with; else a :class:`~crossfuse.errors.CrossfuseError` naming both values."""
+    from .errors import CrossfuseError
+    from .task import Task
+
+    where = f"task {entry.name!r} (plugin {entry.owner!r})"
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise CrossfuseError(f"{where}: its target {entry.target!r} is {cls!r}, not a crossfuse.task.Task subclass")
+    qualified = f"{cls.__module__}.{cls.__qualname__}"
+    if cls.name != entry.name:
+        raise CrossfuseError(f"{where}: registered as {entry.name!r} but {qualified}.name is {cls.name!r}; "
+                             f"make the class attribute and the first argument of register() the same name")
+    registered = entry.meta.get("modality")
+    if registered and cls.modality != registered:
+        raise CrossfuseError(f"{where}: registered with modality={registered!r} but {qualified}.modality is "
+                             f"{cls.modality!r}; make them agree")
 
 
 def _source(ep: metadata.EntryPoint) -> str:

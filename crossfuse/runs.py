@@ -4,8 +4,13 @@ Layout::
 
     RUN_DIR/config.yaml          the resolved configuration (what `crossfuse eval/predict` rebuild from)
     RUN_DIR/metrics.jsonl        one JSON object per logged step / evaluation
-    RUN_DIR/checkpoints/         best.safetensors, last.safetensors, last-state.pt
-    RUN_DIR/backbone/            tokenizer + architecture config, so the run reloads offline
+    RUN_DIR/checkpoints/         best.safetensors, last.safetensors, last-state.pt (the resume state:
+                                 optimizer moments, RNG, data position; dropped when the run finishes
+                                 unless train.keep_resume_state is true)
+    RUN_DIR/backbone/            tokenizer + architecture config, so the run reloads offline, and keys.json
+                                 (where the backbone's tensors sit in the checkpoint); a task with several
+                                 inputs has backbones/<input>/ instead
+    RUN_DIR/task_state.json      what the task derived from its data (labels, thresholds ...)
     RUN_DIR/report.json          final metrics of every split (+ baseline)
     RUN_DIR/*.png                the task's pictures
 
@@ -30,6 +35,8 @@ from .errors import CrossfuseError
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 REPORT_FILE = "report.json"
+TASK_STATE_FILE = "task_state.json"
+STATE_FILE = "last-state.pt"
 
 
 def atomic_write(path: str | Path, writer: Callable[[str], None] | bytes | str) -> Path:
@@ -118,8 +125,11 @@ class RunDir:
         holds_run = (run.path / CONFIG_FILE).is_file()
         if resume:
             if not run.has_checkpoint():
-                raise CrossfuseError(f"--resume: {run.path} holds no checkpoint to resume from "
-                                     f"(expected {run.checkpoint_dir / 'last-state.pt'})")
+                finished = (run.path / REPORT_FILE).is_file()
+                reason = ("the run finished and its resume state was dropped (train.keep_resume_state=false); "
+                          "start a new run, or evaluate this one with `crossfuse eval`") if finished else \
+                    f"expected {run.checkpoint_dir / STATE_FILE}"
+                raise CrossfuseError(f"--resume: {run.path} holds no checkpoint to resume from: {reason}")
             return run
         if run.path.exists() and any(run.path.iterdir()):
             if not overwrite:
@@ -151,7 +161,13 @@ class RunDir:
         return self.path / "backbone"
 
     def has_checkpoint(self) -> bool:
-        return (self.checkpoint_dir / "last-state.pt").is_file()
+        """Whether a resumable training state is saved."""
+        return (self.checkpoint_dir / STATE_FILE).is_file()
+
+    def drop_resume_state(self) -> None:
+        """Delete the finished run's resume state (optimizer moments: twice the model's size); the
+        best and last weights stay."""
+        (self.checkpoint_dir / STATE_FILE).unlink(missing_ok=True)
 
     def best_weights(self) -> Path:
         """The best checkpoint, or the last one for runs without a validation split."""
@@ -165,7 +181,9 @@ class RunDir:
         atomic_write(self.path / CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
 
     def read_config(self) -> dict[str, Any]:
-        return yaml.safe_load((self.path / CONFIG_FILE).read_text(encoding="utf-8")) or {}
+        from .config import load_yaml
+
+        return load_yaml((self.path / CONFIG_FILE).read_text(encoding="utf-8")) or {}
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one JSON line to metrics.jsonl (a line is written whole or not at all)."""
@@ -186,6 +204,15 @@ class RunDir:
         if not path.is_file():
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def write_task_state(self, state: dict[str, Any]) -> None:
+        """Save what the task derived from its data (:meth:`crossfuse.task.Task.state_dict`)."""
+        atomic_write(self.path / TASK_STATE_FILE, json.dumps(state, indent=2, default=_json_default) + "\n")
+
+    def read_task_state(self) -> dict[str, Any] | None:
+        """The saved task state, or None for a run that has none (made before crossfuse saved it)."""
+        path = self.path / TASK_STATE_FILE
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     def write_report(self, report: dict[str, Any]) -> None:
         atomic_write(self.path / REPORT_FILE, json.dumps(report, indent=2, default=_json_default) + "\n")

@@ -15,7 +15,7 @@ import random
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -23,11 +23,11 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import TrainConfig
-from .runs import RunDir, atomic_write, summarize
+from .errors import CrossfuseError
+from .metrics import is_defined, split_metrics
+from .outputs import concat_outputs, move_to, split_rows, to_cpu
+from .runs import STATE_FILE, RunDir, atomic_write, summarize
 from .task import DataBundle, Task
-
-STATE_FILE = "last-state.pt"
-
 
 # -- process and device ------------------------------------------------------------------------
 
@@ -60,10 +60,11 @@ def select_device(name: str, dist: Distributed) -> torch.device:
             name = "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            from .errors import CrossfuseError
-
             raise CrossfuseError("train.device=cuda but no CUDA device is available; use --device auto or cpu")
-        return torch.device("cuda", dist.local_rank % torch.cuda.device_count())
+        device = torch.device("cuda", dist.local_rank % torch.cuda.device_count())
+        if dist.enabled:  # NCCL and the CUDA caching allocator work on the current device: one per rank
+            torch.cuda.set_device(device)
+        return device
     return torch.device(name)
 
 
@@ -129,18 +130,19 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
     return factor
 
 
-def param_groups(model: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
-    """AdamW groups: no weight decay on biases and norms; ``head_lr`` for a ``model.head`` if set."""
-    head_ids = {id(p) for p in model.head.parameters()} if config.head_lr and hasattr(model, "head") else set()
+def param_groups(model: nn.Module, config: TrainConfig, fresh: Iterable[nn.Parameter] = ()) -> list[dict[str, Any]]:
+    """AdamW groups: no weight decay on biases and norms; ``head_lr`` for the ``fresh`` parameters
+    (what the task declares as trained from scratch, :meth:`Task.fresh_parameters`) when it is set."""
+    fresh_ids = {id(p) for p in fresh} if config.head_lr else set()
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
         if not parameter.requires_grad:
             continue
         no_decay = parameter.ndim < 2 or "norm" in name.lower()
-        groups.setdefault((id(parameter) in head_ids, no_decay), []).append(parameter)
-    return [{"params": params, "lr": config.head_lr if is_head else config.lr,
+        groups.setdefault((id(parameter) in fresh_ids, no_decay), []).append(parameter)
+    return [{"params": params, "lr": config.head_lr if is_fresh else config.lr,
              "weight_decay": 0.0 if no_decay else config.weight_decay}
-            for (is_head, no_decay), params in sorted(groups.items())]
+            for (is_fresh, no_decay), params in sorted(groups.items())]
 
 
 # -- the trainer -------------------------------------------------------------------------------
@@ -184,11 +186,14 @@ class Trainer:
         self.ddp_model = self._wrap(self.model)
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.optimizer = torch.optim.AdamW(param_groups(self.model, config), lr=config.lr)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, config, task.fresh_parameters(self.model)),
+                                           lr=config.lr)
         self.total_steps = self._total_steps()
         warmup = int(config.warmup_ratio * self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lr_lambda(config.schedule, warmup, self.total_steps))
+        self._draw_weights = self._sampling_weights()
+        self._undefined_reported = False
         self.state = TrainState()
         self._mark_boundary()
 
@@ -221,20 +226,50 @@ class Trainer:
 
     # -- data ------------------------------------------------------------------------------
     def _epoch_indices(self, epoch: int) -> list[int]:
-        """This rank's sample order for ``epoch``: a permutation fixed by (seed, epoch)."""
+        """This rank's sample order for ``epoch``, fixed by (seed, epoch) so a resume replays it exactly:
+        a permutation, or with ``train.sampler`` balanced/weighted a draw with replacement."""
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        order = torch.randperm(len(self.data.train), generator=generator).tolist()
+        if self._draw_weights is None:
+            order = torch.randperm(len(self.data.train), generator=generator).tolist()
+        else:
+            order = torch.multinomial(self._draw_weights, len(self.data.train), replacement=True,
+                                      generator=generator).tolist()
         if self.dist.enabled:  # pad so every rank gets the same number of batches
             per_rank = math.ceil(len(order) / self.dist.world_size)
             order = (order * 2)[: per_rank * self.dist.world_size][self.dist.rank:: self.dist.world_size]
         return order
 
-    def _loader(self, samples: Sequence[Any], indices: list[int], batch_size: int) -> torch.utils.data.DataLoader:
-        subset = torch.utils.data.Subset(samples, indices)
+    def _sampling_weights(self) -> torch.Tensor | None:
+        """Per-sample drawing weights for ``train.sampler`` (None: a plain shuffle)."""
+        if self.config.sampler == "shuffle":
+            return None
+        if self.config.sampler == "weighted":
+            weights = self.task.sample_weights(self.data.train)
+            if weights is None:
+                raise CrossfuseError(f"train.sampler=weighted: task {self.task.name!r} gives no sample weights "
+                                     f"(Task.sample_weights); use train.sampler=shuffle or balanced")
+        else:
+            labels = self.task.sample_labels(self.data.train)
+            if labels is None:
+                raise CrossfuseError(f"train.sampler=balanced: task {self.task.name!r} gives no sample labels "
+                                     f"(Task.sample_labels); use train.sampler=shuffle")
+            counts: dict[Any, int] = {}
+            for label in labels:
+                counts[label] = counts.get(label, 0) + 1
+            weights = [1.0 / counts[label] for label in labels]  # every class drawn equally often
+        tensor = torch.as_tensor(list(weights), dtype=torch.float64)
+        if len(tensor) != len(self.data.train) or bool((tensor < 0).any()) or float(tensor.sum()) <= 0:
+            raise CrossfuseError(f"train.sampler={self.config.sampler}: task {self.task.name!r} gave {len(tensor)} "
+                                 f"weights for {len(self.data.train)} samples (non-negative, not all zero expected)")
+        return tensor
+
+    def _loader(self, samples: Sequence[Any], indices: list[int], batch_size: int,
+                train: bool) -> torch.utils.data.DataLoader:
+        dataset = Preprocessed(samples, indices, self.task, train)
         # A private generator: creating a loader iterator draws a worker seed, and drawing it from the
         # global RNG would shift every dropout mask after a resume.
         generator = torch.Generator().manual_seed(self.seed + self.state.epoch)
-        return torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False, generator=generator,
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=generator,
                                            collate_fn=self.task.collate, num_workers=self.config.num_workers)
 
     def _autocast(self) -> contextlib.AbstractContextManager:
@@ -268,20 +303,21 @@ class Trainer:
     def _train_epoch(self) -> None:
         indices = self._epoch_indices(self.state.epoch)
         skip = self.state.batch_in_epoch * self.config.batch_size
-        loader = self._loader(self.data.train, indices[skip:], self.config.batch_size)
+        loader = self._loader(self.data.train, indices[skip:], self.config.batch_size, train=True)
         self.ddp_model.train()
         progress = self._progress(total=self._batches_per_epoch(), initial=self.state.batch_in_epoch,
                                   desc=f"epoch {self.state.epoch + 1}/{self.config.epochs}")
-        accum = self.config.grad_accum
+        accum, per_epoch = self.config.grad_accum, self._batches_per_epoch()
         for batch in loader:
-            boundary = (self.state.batch_in_epoch + 1) % accum == 0 or \
-                self.state.batch_in_epoch + 1 == self._batches_per_epoch()
+            boundary = (self.state.batch_in_epoch + 1) % accum == 0 or self.state.batch_in_epoch + 1 == per_epoch
+            # The epoch's last group may hold fewer micro-batches: average over the ones it has.
+            group = min(accum, per_epoch - self.state.batch_in_epoch // accum * accum)
             # Under DDP, skip the gradient all-reduce on micro-batches that only accumulate.
             sync = self.ddp_model.no_sync() if self.dist.enabled and not boundary else contextlib.nullcontext()
             with sync:
                 with self._autocast():
                     loss = self.task.training_step(self.ddp_model, move_to(batch, self.device))
-                self.scaler.scale(loss / accum).backward()
+                self.scaler.scale(loss / group).backward()
             self.state.batch_in_epoch += 1
             progress.update(1)
             if boundary:
@@ -335,13 +371,21 @@ class Trainer:
     def _track_best(self, metrics: dict[str, Any]) -> bool:
         if not metrics:
             return False
-        value = float(metrics[self.task.main_metric])
+        value = metrics[self.task.main_metric]
+        if not is_defined(value):  # e.g. AUROC on a validation split without positives
+            self._report_undefined(value)
+            return self._count_bad_epoch()
+        value = float(value)
         better = self.state.best is None or (
             value > self.state.best if self.task.greater_is_better else value < self.state.best)
         if better:
             self.state.best, self.state.best_epoch, self.state.bad_epochs = value, self.state.epoch, 0
             self._save_weights("best.safetensors")
             return False
+        return self._count_bad_epoch()
+
+    def _count_bad_epoch(self) -> bool:
+        """One more epoch without improvement; True when early stopping ends the run."""
         self.state.bad_epochs += 1
         patience = self.config.early_stopping_patience
         last_epoch = self.state.epoch + 1 >= self.config.epochs
@@ -350,11 +394,19 @@ class Trainer:
             return True
         return False
 
+    def _report_undefined(self, value: Any) -> None:
+        """Say once per run that the main metric was undefined: such an epoch never becomes "best"."""
+        if not self._undefined_reported:
+            self._undefined_reported = True
+            self._log_console(f"warning: the main metric {self.task.main_metric} is {value} on the validation split "
+                              f"(epoch {self.state.epoch + 1}); such epochs are never kept as best. Check that the "
+                              f"validation split holds every class")
+
     # -- evaluation ------------------------------------------------------------------------
     def predict(self, samples: Sequence[Any]) -> dict[str, Any]:
         """``predict_step`` outputs for every sample of a split, in order (gathered across ranks)."""
         indices = list(range(len(samples)))[self.dist.rank:: self.dist.world_size]
-        loader = self._loader(samples, indices, self.config.eval_batch_size or self.config.batch_size)
+        loader = self._loader(samples, indices, self.config.eval_batch_size or self.config.batch_size, train=False)
         outputs = collect_outputs(self.task, self.model, loader, self.device, self.amp_dtype)
         if self.dist.enabled:
             outputs = self._gather(outputs, len(samples))
@@ -367,16 +419,15 @@ class Trainer:
         for key in outputs:
             items: list[Any] = [None] * total
             for rank, part in enumerate(gathered):
-                for offset, value in enumerate(_rows(part[key])):
+                for offset, value in enumerate(split_rows(part[key])):
                     items[rank + offset * self.dist.world_size] = value
             first = outputs[key]
             merged[key] = torch.stack(items) if isinstance(first, torch.Tensor) else items
         return merged
 
     def evaluate(self, samples: Sequence[Any]) -> dict[str, Any]:
-        """The task's metrics on a whole split."""
-        outputs = self.predict(samples)
-        return self.task.compute_metrics(outputs, samples)
+        """The task's metrics on a whole split (plus the registered ones ``eval.metrics`` adds)."""
+        return split_metrics(self.task, self.predict(samples), samples)
 
     # -- checkpoints -----------------------------------------------------------------------
     def _save_weights(self, name: str) -> None:
@@ -414,6 +465,14 @@ class Trainer:
             self._log_console(f"training had already finished (step {self.state.step}); evaluating again")
         else:
             self._log_console(f"resumed at step {self.state.step}, epoch {self.state.epoch + 1}/{self.config.epochs}")
+
+    def agree(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank (the run directory a time stamp named, say)."""
+        if not self.dist.enabled:
+            return value
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
 
     def barrier(self) -> None:
         """Wait for every rank (no-op without DDP)."""
@@ -454,47 +513,27 @@ def collect_outputs(task: Task, model: nn.Module, batches: Any, device: torch.de
     parts = []
     for batch in batches:
         with autocast:
-            parts.append(_to_cpu(task.predict_step(model, move_to(batch, device))))
+            parts.append(to_cpu(task.predict_step(model, move_to(batch, device))))
     return concat_outputs(parts)
 
 
-def move_to(value: Any, device: torch.device) -> Any:
-    """Move every tensor inside dicts, lists and tuples to ``device``."""
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, dict):
-        return {k: move_to(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(move_to(v, device) for v in value)
-    return value
+class Preprocessed(torch.utils.data.Dataset):
+    """``samples[indices[i]]`` through ``task.preprocess(sample, train)``: what a DataLoader reads."""
+
+    def __init__(self, samples: Sequence[Any], indices: list[int], task: Task, train: bool):
+        self.samples, self.indices, self.task, self.train = samples, indices, task, train
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.task.preprocess(self.samples[self.indices[index]], train=self.train)
 
 
-def _to_cpu(outputs: dict[str, Any]) -> dict[str, Any]:
-    return {k: (v.detach().float().cpu() if isinstance(v, torch.Tensor) and v.is_floating_point()
-                else v.detach().cpu() if isinstance(v, torch.Tensor) else v) for k, v in outputs.items()}
-
-
-def concat_outputs(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """Join per-batch outputs: tensors are concatenated on dim 0, lists extended."""
-    if not parts:
-        return {}
-    merged: dict[str, Any] = {}
-    for key in parts[0]:
-        values = [part[key] for part in parts]
-        if isinstance(values[0], torch.Tensor):
-            merged[key] = torch.cat(values)
-        else:
-            merged[key] = [item for value in values for item in value]
-    return merged
-
-
-def _rows(value: Any) -> list[Any]:
-    return list(value.unbind(0)) if isinstance(value, torch.Tensor) else list(value)
-
-
-def _scalars(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float, np.floating, np.integer))
-            and not isinstance(v, bool)}
+def _scalars(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """The numbers of a metrics dict, for metrics.jsonl; undefined ones (NaN) are written as null."""
+    return {k: float(v) if is_defined(v) else None for k, v in metrics.items()
+            if isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)}
 
 
 def _untie(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -18,16 +18,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="all-minilm-l6-v2")
     parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--output", default=None, help="run directory (default: a temporary folder)")
+    parser.add_argument("--output", default=None, help="keep the run here (default: a temporary folder, removed)")
     args = parser.parse_args()
-    output = Path(args.output or tempfile.mkdtemp(prefix="crossfuse-example-")) / "finance"
+    if args.output:
+        tour(Path(args.output) / "finance", args.backbone, args.epochs)
+        return
+    with tempfile.TemporaryDirectory(prefix="crossfuse-example-") as folder:
+        tour(Path(folder) / "finance", args.backbone, args.epochs)
+
+
+def tour(output: Path, backbone_name: str, epochs: int) -> None:
+    """List, train, predict, evaluate and build a backbone, writing the run into ``output``."""
 
     # 1. What is installed: tasks and backbones come from plugins.
     print("tasks:", [task["name"] for task in crossfuse.list_tasks()])
     print("text backbones:", [b["name"] for b in crossfuse.list_backbones("text")])
 
     # 2. Train and evaluate; the report holds every split's metrics and the baseline's.
-    result = crossfuse.run("finance-sentiment", backbone=args.backbone, epochs=args.epochs, output=str(output),
+    result = crossfuse.run("finance-sentiment", backbone=backbone_name, epochs=epochs, output=str(output),
                            progress=False)
     test = result.report["splits"]["test"]
     baseline = result.report["baseline"]["splits"]["test"]
@@ -49,7 +57,7 @@ def main() -> None:
     print(f"extra.csv accuracy {metrics['accuracy']:.3f}, confusion matrix {metrics['confusion_matrix']}")
 
     # 5. Backbones are usable on their own.
-    backbone = crossfuse.get_backbone(args.backbone)
+    backbone = crossfuse.get_backbone(backbone_name)
     features = backbone(**backbone.tokenize(["Rates were left unchanged"]))
     print("feature vector:", tuple(features.shape))
 

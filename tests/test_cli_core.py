@@ -88,3 +88,17 @@ def test_summaries_put_the_main_metric_first_and_leave_counts_to_the_report():
                "flags": True, "roc": {"fpr": [0.0]}, "images": np.int64(3)}
     assert summarize(metrics, "roc_auc") == "roc_auc=0.8000, accuracy=0.7500, eer=0.2500"
     assert summarize(metrics, "roc_auc", limit=2) == "roc_auc=0.8000, accuracy=0.7500"
+
+
+@pytest.mark.parametrize("args", [["install", "-e", "./my-plugin"], ["install", "-U", "--no-deps", "-r", "req.txt"],
+                                  ["uninstall", "crossfuse-semicolon"]])
+def test_install_and_uninstall_pass_pip_options_through_to_this_interpreter(args, monkeypatch):
+    import subprocess as sp
+
+    from cli_runner import crossfuse
+
+    calls = []
+    monkeypatch.setattr(sp, "call", lambda command: calls.append(command) or 0)
+    assert crossfuse(*args).returncode == 0
+    expected = [sys.executable, "-m", "pip", args[0], *(["-y"] if args[0] == "uninstall" else []), *args[1:]]
+    assert calls == [expected]

@@ -9,6 +9,8 @@ import subprocess
 
 import pytest
 
+pytestmark = pytest.mark.slow  # several processes each
+
 
 @pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
 def test_torchrun_two_cpu_processes_share_the_work(tmp_path):
@@ -55,3 +57,15 @@ def test_torchrun_image_tasks_gather_every_evaluation_sample_once(tmp_path, task
     assert report["steps"] == {"driving-detection": 2, "security-face-match": 2}[task]
     for split in ("validation", "test"):
         assert report["splits"][split][counted] == report["sizes"][split]
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_without_output_every_rank_writes_into_rank_zeros_run_directory(tmp_path):
+    command = ["torchrun", "--nproc_per_node", "2", "-m", "crossfuse.cli", "run", "finance-sentiment",
+               "--backbone", "tiny-bert", "--device", "cpu", "--set", "train.progress=false",
+               "--set", "train.max_steps=2", "--set", "train.epochs=1"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "runs" / "finance-sentiment").iterdir())
+    assert len(runs) == 1 and (runs[0] / "report.json").is_file()

@@ -62,7 +62,7 @@ def test_builtin_plugins_load_through_the_entry_point_group():
     assert manager.plugins["core"].source == "built-in"
     assert manager.plugins["finance"].registered["tasks"] == ["finance-sentiment"]
     assert "resnet18" in manager.backbones and "phrasebank" in manager.datasets
-    assert not manager.failures
+    assert not [p.name for p in manager.failures if p.source == "built-in"]  # whatever else is installed
 
 
 def test_a_plugin_that_fails_to_import_is_recorded_and_others_still_load(site):
@@ -115,12 +115,12 @@ def test_inline_plugin_objects_register_like_entry_points():
     class Inline:
         @hookimpl
         def register_metrics(self, register):
-            register("brier", "sklearn.metrics:brier_score_loss", description="Brier score")
+            register("matthews", "sklearn.metrics:matthews_corrcoef", description="Matthews correlation")
 
     manager = get_plugin_manager()
     info = manager.register_plugin(Inline(), "inline-metrics")
-    assert info.registered == {"metrics": ["brier"]}
-    assert manager.metrics.get("brier").load().__name__ == "brier_score_loss"
+    assert info.registered == {"metrics": ["matthews"]}
+    assert manager.metrics.get("matthews").load().__name__ == "matthews_corrcoef"
 
 
 def _crossfuse(args, site=None):

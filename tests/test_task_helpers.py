@@ -15,13 +15,14 @@ def test_expand_inputs_takes_files_and_folders_in_order(tmp_path):
         (tmp_path / "frames" / name).write_bytes(b"x")
     single = tmp_path / "single.png"
     single.write_bytes(b"x")
-    flat = expand_inputs([str(single), str(tmp_path / "frames")], [".png", ".jpg"])
-    assert [p.name for p in flat] == ["single.png", "a.JPG", "b.png"]
-    deep = expand_inputs([str(tmp_path / "frames")], [".png"], recursive=True)
-    assert [p.relative_to(tmp_path / "frames").as_posix() for p in deep] == ["b.png", "night/c.png"]
+    deep = expand_inputs([str(single), str(tmp_path / "frames")], [".png", ".jpg"])  # subfolders by default
+    assert [p.relative_to(tmp_path).as_posix() for p in deep] == ["single.png", "frames/a.JPG", "frames/b.png",
+                                                                  "frames/night/c.png"]
+    flat = expand_inputs([str(tmp_path / "frames")], ["png"], recursive=False)  # the dot is optional
+    assert [p.name for p in flat] == ["b.png"]
     with pytest.raises(DataError, match="nothing.png: no such file or folder"):
         expand_inputs([str(tmp_path / "nothing.png")], [".png"])
-    with pytest.raises(DataError, match="no .wav files in this folder"):
+    with pytest.raises(DataError, match="no .wav files in this folder or its subfolders"):
         expand_inputs([str(tmp_path / "frames")], [".wav"])
 
 

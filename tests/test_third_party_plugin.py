@@ -1,43 +1,64 @@
-"""examples/third_party_plugin installs with pip and extends an existing task through the public API."""
+"""examples/third_party_plugin (crossfuse-leafspot) taken the way a third party takes it: a wheel,
+installed into a throwaway folder, then crossfuse's commands and the example's own tests run against
+that install. Slow: a wheel build and three fresh interpreters."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import shutil
+import zipfile
 from pathlib import Path
 
+import pytest
+
+from plugin_install import build_wheel, crossfuse, install, pytest_in
+
+pytestmark = pytest.mark.slow
 EXAMPLE = Path(__file__).parent.parent / "examples" / "third_party_plugin"
 
 
-def crossfuse(args, site, cwd):
-    env = dict(os.environ, PYTHONPATH=str(site), HF_HUB_OFFLINE="1")
-    return subprocess.run([sys.executable, "-c", "from crossfuse.cli import main; main()", *args],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    """The example's wheel (package data inside) installed into a throwaway site folder."""
+    work = tmp_path_factory.mktemp("leafspot")
+    wheel = build_wheel(EXAMPLE, work)
+    assert "crossfuse_leafspot/defaults.yaml" in zipfile.ZipFile(wheel).namelist()
+    (work / "cwd").mkdir()
+    return install(wheel, work / "site"), work / "cwd"
 
 
-def test_example_plugin_installs_registers_and_reads_its_format(tmp_path):
-    site = tmp_path / "site"
-    build = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                            "--target", str(site), str(EXAMPLE)], capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stderr
+def test_help_and_list_stay_torch_free_with_the_plugin_installed(installed):
+    site, cwd = installed
+    help_text = crossfuse(["--help"], site, cwd)
+    assert help_text.returncode == 0 and "leafspot-severity" in help_text.stdout
+    listed = crossfuse(["list", "tasks"], site, cwd)
+    assert listed.returncode == 0 and "leaf-disease" in listed.stdout
+    assert "TORCH_ABSENT" in help_text.stderr and "TORCH_ABSENT" in listed.stderr
 
-    plugins = {p["name"]: p for p in json.loads(crossfuse(["plugins", "--json"], site, tmp_path).stdout)}
-    assert plugins["semicolon"]["source"] == "entry point" and plugins["semicolon"]["version"] == "0.1.0"
-    assert plugins["semicolon"]["registered"] == {"datasets": ["semicolon-csv"], "metrics": ["balanced-accuracy"]}
 
-    rows = ["text;label"] + [f"{w} rose sharply;positive" for w in ("Sales", "Profit", "Orders", "Margins")] * 5 \
-        + [f"{w} fell sharply;negative" for w in ("Sales", "Profit", "Orders", "Margins")] * 5 \
-        + [f"The {w} meeting is on Monday;neutral" for w in ("board", "annual", "general", "budget")] * 5
-    (tmp_path / "export.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
-    result = crossfuse(["run", "finance-sentiment", "--backbone", "tiny-bert", "--epochs", "1", "--output", "run",
-                        "--set", "data.format=semicolon-csv", "--set", "data.train=export.csv",
-                        "--set", "train.progress=false"], site, tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["sizes"] == {"train": 48, "validation": 6, "test": 6}
+def test_the_plugin_is_listed_with_everything_it_registered_and_no_problem(installed):
+    site, cwd = installed
+    result = crossfuse(["plugins", "--json"], site, cwd)
+    plugin = {p["name"]: p for p in json.loads(result.stdout)}["leafspot"]
+    assert (plugin["version"], plugin["source"], plugin["error"], plugin["problems"]) == \
+        ("0.1.0", "entry point", None, [])
+    assert plugin["registered"] == {"backbones": ["leaf-cnn"], "tasks": ["leaf-disease"],
+                                    "datasets": ["plantvillage", "leaf-csv"], "metrics": ["missed-disease"]}
 
-    bad = crossfuse(["run", "finance-sentiment", "--backbone", "tiny-bert", "--set", "data.format=semicolon-csv",
-                     "--set", "data.train=run/config.yaml"], site, tmp_path)
-    assert bad.returncode == 2 and "expected columns 'text' and 'label'" in bad.stderr
+
+def test_crossfuse_run_trains_the_task_from_the_wheels_default_config(installed):
+    site, cwd = installed
+    result = crossfuse(["run", "leaf-disease", "--epochs", "1", "--output", "run", "--set", "data.demo_per_class=6",
+                        "--set", "backbone.image_size=48", "--set", "train.progress=false"], site, cwd)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((cwd / "run" / "report.json").read_text())
+    assert report["backbone"] == "leaf-cnn" and report["sizes"]["train"] >= 20
+    assert {"macro_f1", "missed-disease", "balanced-accuracy"} <= set(report["splits"]["test"])
+
+
+def test_the_examples_own_tests_pass_against_the_wheel(installed):
+    site, cwd = installed
+    # A copy of the tests alone: no package source beside them to import instead of the wheel's.
+    shutil.copytree(EXAMPLE / "tests", cwd / "tests", ignore=shutil.ignore_patterns("__pycache__"))
+    tests = pytest_in(cwd / "tests", site, cwd)
+    assert tests.returncode == 0, tests.stdout[-4000:] + tests.stderr[-2000:]

@@ -178,3 +178,80 @@ def test_auto_precision_is_fp32_on_the_cpu():
 
     assert autocast_dtype("auto", torch.device("cpu")) is None
     assert autocast_dtype("fp16", torch.device("cpu")) == torch.float16
+
+
+def test_last_smaller_accumulation_group_is_averaged_over_its_own_micro_batches(tmp_path):
+    # 96 samples: batches of 64 give steps over 64 and 32 samples; micro-batches of 16 with grad_accum=4
+    # give groups of 4 and 2 micro-batches, the same samples. Equal weights only if the group of 2 is
+    # averaged over 2, not 4.
+    def run(**options):
+        trainer = make_trainer(None, epochs=1, lr=0.05, grad_clip=None, warmup_ratio=0.0, **options)
+        for module in trainer.model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+        trainer.fit()
+        return weights(trainer)
+
+    big, accumulated = run(batch_size=64), run(batch_size=16, grad_accum=4)
+    for key in big:
+        assert torch.allclose(big[key], accumulated[key], atol=1e-5), key
+
+
+def imbalanced(trainer, rare=12):
+    """Label the first ``rare`` training samples "rare", the rest "common"."""
+    trainer.task.sample_labels = lambda samples: ["rare" if i < rare else "common" for i in range(len(samples))]
+    trainer._draw_weights = trainer._sampling_weights()
+    return trainer
+
+
+def test_balanced_sampler_draws_every_class_about_equally(tmp_path):
+    trainer = imbalanced(make_trainer(None, sampler="balanced"))
+    drawn = [i for epoch in range(5) for i in trainer._epoch_indices(epoch)]
+    share = sum(i < 12 for i in drawn) / len(drawn)
+    assert 0.4 < share < 0.6  # 12 of 96 samples, drawn half of the time
+    assert trainer._epoch_indices(3) == trainer._epoch_indices(3)  # fixed by (seed, epoch): resumable
+
+
+def test_resume_with_the_balanced_sampler_is_exact(tmp_path):
+    reference = imbalanced(make_trainer(tmp_path / "ref", sampler="balanced"))
+    reference.fit()
+    interrupted = imbalanced(make_trainer(tmp_path / "run", sampler="balanced", callbacks=[InterruptAt(7)]))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    resumed = imbalanced(make_trainer(tmp_path / "run", sampler="balanced"))
+    resumed.fit(resume=True)
+    assert_same_weights(weights(reference), weights(resumed))
+
+
+def test_a_sampler_the_task_cannot_serve_is_refused_by_name():
+    from crossfuse.errors import CrossfuseError
+
+    with pytest.raises(CrossfuseError, match="train.sampler=weighted: task 'toy' gives no sample weights"):
+        make_trainer(None, sampler="weighted")
+
+
+def test_an_undefined_main_metric_never_becomes_best_and_is_reported_once(tmp_path, capsys):
+    trainer = make_trainer(tmp_path / "run", epochs=4)
+    original, calls = trainer.task.compute_metrics, []
+
+    def sometimes_undefined(outputs, samples):
+        calls.append(1)
+        metrics = original(outputs, samples)
+        return {**metrics, "accuracy": float("nan")} if len(calls) in (1, 3) else metrics
+
+    trainer.task.compute_metrics = sometimes_undefined
+    trainer.fit()
+    assert trainer.state.best_epoch in (1, 3)
+    assert capsys.readouterr().err.count("main metric accuracy is nan") == 1
+    logged = [r for r in trainer.run.read_log() if r["split"] == "validation"]
+    assert logged[0]["accuracy"] is None  # written as null, not NaN, in metrics.jsonl
+
+
+def test_nested_outputs_are_moved_to_the_cpu_whole():
+    from crossfuse.outputs import to_cpu
+
+    nested = {"detections": [{"boxes": torch.ones(2, 4, dtype=torch.float16), "labels": torch.tensor([1, 2])}],
+              "scores": (torch.zeros(3, requires_grad=True),)}
+    moved = to_cpu(nested)
+    assert moved["detections"][0]["boxes"].dtype == torch.float32
+    assert not moved["scores"][0].requires_grad

@@ -44,6 +44,9 @@ class ToyTask(Task):
         n = self.config.data.size
         return DataBundle(samples[:n], samples[n:n + 32], samples[n + 32:])
 
+    def sample_labels(self, samples):
+        return [int(label) for _, label in samples]
+
     def collate(self, samples):
         points, labels = zip(*samples)
         return {"points": torch.stack(points), "labels": torch.stack(labels)}

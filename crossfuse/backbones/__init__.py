@@ -1,12 +1,18 @@
-"""Backbones: registry entries, sources (registry name, ``hf:ORG/NAME``, local path) and building.
+"""Backbones: registry entries, sources and building.
+
+Sources: a registry name (``crossfuse list backbones``), ``hf:ORG/NAME`` (the Hugging Face Hub),
+``timm:NAME`` (any timm image model), or a local folder in Hugging Face layout (``config.json``
+plus tokenizer or processor files). A Hugging Face model's own config says whether it is a text,
+image or audio backbone.
 
 A built backbone is a ``torch.nn.Module`` with two attributes every head relies on:
 
 - ``modality``: ``"text"``, ``"image"`` or ``"audio"``;
 - ``feature_dim``: the size of the pooled feature vector ``forward`` returns, shape ``[B, D]``;
 
-and a modality-specific preprocessing method (``tokenize`` for text, ``transform`` for images,
-``featurize`` for audio) that tasks call in their collate functions.
+and a modality-specific preprocessing step that tasks call in their collate functions:
+``tokenize`` for text, ``transform`` for images, ``featurize`` for audio (see
+:mod:`crossfuse.backbones.audio` for the audio interface).
 """
 
 from __future__ import annotations
@@ -16,26 +22,52 @@ from typing import Any
 
 from ..config import BackboneConfig
 from ..errors import CrossfuseError
+from .weights import WeightsReport, load_weights
+
+__all__ = ["WeightsReport", "build_backbone", "load_weights", "resolve_source", "source_modality"]
+
+_PREFIXES = {"hf:": ("hf", "hf:bert-base-chinese"), "timm:": ("timm", "timm:convnext_tiny")}
 
 
 def resolve_source(name: str) -> tuple[str, str | None]:
-    """Classify a backbone name: ``("hf", repo)``, ``("local", path)`` or ``("registry", name)``."""
-    if name.startswith("hf:"):
-        repo = name[3:]
-        if not repo:
-            raise CrossfuseError("backbone 'hf:' needs a model id, for example hf:bert-base-chinese")
-        return "hf", repo
+    """Classify a backbone name: ``("hf", repo)``, ``("timm", model)``, ``("local", path)`` or ``("registry", name)``."""
+    for prefix, (kind, example) in _PREFIXES.items():
+        if name.startswith(prefix):
+            if not name[len(prefix):]:
+                raise CrossfuseError(f"backbone {prefix!r} needs a model name, for example {example}")
+            return kind, name[len(prefix):]
     if "/" in name or name.startswith(".") or Path(name).expanduser().exists():
         path = Path(name).expanduser()
         if not path.exists():
-            raise CrossfuseError(f"backbone path {name!r} does not exist. Give a registry name "
-                                 f"(see `crossfuse list backbones`), hf:ORG/NAME, or an existing directory")
+            raise CrossfuseError(f"backbone path {name!r} does not exist. Give a registry name (see `crossfuse list "
+                                 f"backbones`), hf:ORG/NAME, timm:NAME, or an existing directory")
         return "local", str(path)
     return "registry", name
 
 
+def source_modality(name: str) -> str | None:
+    """The modality a backbone name will build, without building it; None when that is not known here.
+
+    Registry names answer from their entry, ``timm:`` names are images, local folders and cached
+    ``hf:`` models from their ``config.json``; an ``hf:`` model not in the local cache gives None.
+    """
+    kind, where = resolve_source(name)
+    if kind == "registry":
+        from ..plugins import get_plugin_manager
+
+        return get_plugin_manager().backbones.get(name).meta.get("modality")
+    if kind == "timm":
+        return "image"
+    from .hf_source import hf_source_modality
+
+    return hf_source_modality(str(where), from_hub=(kind == "hf"))
+
+
 def build_backbone(config: BackboneConfig | dict[str, Any] | str, **overrides: Any):
     """Build a backbone from a config, a dict of config keys, or just a name.
+
+    With ``backbone.weights``, the backbone's ``weights_report`` attribute holds the
+    :class:`WeightsReport` of that file.
 
     >>> backbone = build_backbone("tiny-bert")              # doctest: +SKIP
     >>> backbone(**backbone.tokenize(["Profit rose"])).shape  # doctest: +SKIP
@@ -49,43 +81,25 @@ def build_backbone(config: BackboneConfig | dict[str, Any] | str, **overrides: A
         config = build(BackboneConfig, config, prefix="backbone.")
     for key, value in overrides.items():
         setattr(config, key, value)
-    kind, where = resolve_source(config.name)
-    if kind in ("hf", "local"):
-        from .text import build_hf_text
-
-        backbone = build_hf_text(where, config, from_hub=(kind == "hf"))
-    else:
-        from ..plugins import get_plugin_manager
-
-        builder = get_plugin_manager().backbones.get(config.name).load()
-        backbone = builder(config)
+    backbone = _build_source(config)
     if config.weights:
-        load_weights(backbone, config.weights)
+        backbone.weights_report = load_weights(backbone, config.weights)
     if config.freeze:
         for parameter in backbone.parameters():
             parameter.requires_grad_(False)
     return backbone
 
 
-def load_weights(module: Any, path: str) -> None:
-    """Load a local ``.safetensors`` (or ``.pt``/``.pth`` state dict, read with ``weights_only=True``) file."""
-    import torch
+def _build_source(config: BackboneConfig) -> Any:
+    kind, where = resolve_source(config.name)
+    if kind == "timm":
+        from .vision_timm import build_timm
 
-    file = Path(path).expanduser()
-    if not file.is_file():
-        raise CrossfuseError(f"backbone.weights: file {path!r} does not exist")
-    if file.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        return build_timm(str(where), config)
+    if kind in ("hf", "local"):
+        from .hf_source import build_hf
 
-        state = load_file(str(file))
-    else:
-        try:
-            state = torch.load(str(file), map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 - pickle errors come in many types
-            raise CrossfuseError(f"backbone.weights: {path!r} is not a plain state dict ({exc})") from None
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-    missing, unexpected = module.load_state_dict(state, strict=False)
-    loaded = len(state) - len(unexpected)
-    if loaded == 0:
-        raise CrossfuseError(f"backbone.weights: no tensor in {path!r} matches the backbone's parameter names "
-                             f"(first expected: {sorted(module.state_dict())[:3]})")
+        return build_hf(str(where), config, from_hub=(kind == "hf"))
+    from ..plugins import get_plugin_manager
+
+    return get_plugin_manager().backbones.get(config.name).load()(config)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,6 @@ from torch import nn
 
 from ..config import BackboneConfig
 from ..errors import CrossfuseError
-from .hub import ensure_downloadable
 
 DEFAULT_MAX_LENGTH = 128
 
@@ -54,39 +52,26 @@ class TextBackbone(nn.Module):
 
 def build_hf_text(source: str, config: BackboneConfig, from_hub: bool) -> TextBackbone:
     """Load a transformers encoder and tokenizer from a local directory or the Hugging Face Hub."""
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from .hf_source import load_hf_config
 
-    options = {"trust_remote_code": config.trust_remote_code}
-    if from_hub:
-        options.update(_hub_options(source, AutoConfig, options))
-    elif not (Path(source) / "config.json").is_file():
-        raise CrossfuseError(f"backbone directory {source!r} has no config.json: expected a Hugging Face model "
-                             f"folder (save_pretrained output with config.json, tokenizer files and weights)")
+    hf_config, options = load_hf_config(source, config, from_hub)
+    return build_text_from(source, config, hf_config, options)
+
+
+def build_text_from(source: str, config: BackboneConfig, hf_config: Any, options: dict[str, Any]) -> TextBackbone:
+    """The text backbone of ``source`` once its config is read (see :func:`~.hf_source.load_hf_config`)."""
+    from transformers import AutoTokenizer
+
+    from .hf_source import files_hint, load_hf_model, reason
+
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **options)
-        if config.pretrained:
-            model = AutoModel.from_pretrained(source, **options)
-        else:
-            model = AutoModel.from_config(AutoConfig.from_pretrained(source, **options),
-                                          trust_remote_code=config.trust_remote_code)
     except (OSError, ValueError) as exc:
-        raise CrossfuseError(f"could not load text backbone from {source!r}: {exc}") from None
+        raise CrossfuseError(f"could not load the tokenizer of text backbone {source!r}: {reason(exc)}. "
+                             f"{files_hint(source, 'the tokenizer')}") from None
+    model = load_hf_model(source, hf_config, config, options)
     return TextBackbone(model, tokenizer, pooling=config.pooling or "mean",
                         max_length=config.max_length or DEFAULT_MAX_LENGTH)
-
-
-def _hub_options(repo: str, auto_config: Any, options: dict[str, Any]) -> dict[str, Any]:
-    """Use the local cache when it has ``repo``; otherwise check the Hub can be reached, fast."""
-    try:
-        auto_config.from_pretrained(repo, local_files_only=True, **options)
-        return {"local_files_only": True}
-    except (OSError, ValueError):
-        pass
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    ensure_downloadable(endpoint, f"Hugging Face model {repo!r}",
-                        "Download it where there is a network (`huggingface-cli download "
-                        f"{repo} --local-dir DIR`), copy DIR here and pass --backbone DIR.")
-    return {}
 
 
 def minilm_source() -> str:

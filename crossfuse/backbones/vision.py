@@ -1,4 +1,4 @@
-"""Image backbones: torchvision classification models used as feature extractors."""
+"""Image backbones: torchvision classification models (and a tiny CNN) used as feature extractors."""
 
 from __future__ import annotations
 
@@ -10,22 +10,25 @@ from torch import nn
 from ..config import BackboneConfig
 from ..errors import CrossfuseError
 from .hub import ensure_downloadable
+from .image_transforms import image_channels, image_pipeline
 
 
 class ImageBackbone(nn.Module):
-    """A torchvision network with its classifier removed: images ``[B, 3, H, W]`` -> features ``[B, D]``.
+    """A network with its classifier removed: images ``[B, C, H, W]`` -> features ``[B, D]``.
 
-    ``transform`` holds the preprocessing that matches the weights (resize, crop, normalise).
+    ``body`` is the network (torchvision or timm), ``transform`` the preprocessing that matches its
+    weights (a PIL image or uint8 tensor -> float tensor ``[C, H, W]``), ``in_channels`` 3 or 1.
     """
 
     modality = "image"
 
-    def __init__(self, body: nn.Module, feature_dim: int, transform: nn.Module, arch: str):
+    def __init__(self, body: nn.Module, feature_dim: int, transform: nn.Module, arch: str, in_channels: int = 3):
         super().__init__()
         self.body = body
         self.feature_dim = feature_dim
         self.transform = transform
         self.arch = arch
+        self.in_channels = in_channels
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images)
@@ -48,6 +51,30 @@ def _strip_classifier(model: nn.Module) -> tuple[nn.Module, int]:
     raise CrossfuseError(f"cannot find the classifier of {type(model).__name__} to turn it into a backbone")
 
 
+def adapt_first_conv(model: nn.Module, in_channels: int) -> str | None:
+    """Make the first RGB convolution of ``model`` take ``in_channels`` (1) channels; return its name.
+
+    The new filter is the sum of the RGB filters (as timm's ``adapt_input_conv`` does): a grey image
+    then gives the response the RGB filters give to that grey image in colour, so pretrained weights
+    keep their meaning.
+    """
+    if in_channels == 3:
+        return None
+    for name, conv in model.named_modules():
+        if isinstance(conv, nn.Conv2d) and conv.in_channels == 3 and conv.groups == 1:
+            grey = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                             conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode)
+            with torch.no_grad():
+                grey.weight.copy_(conv.weight.sum(dim=1, keepdim=True))
+                if conv.bias is not None:
+                    grey.bias.copy_(conv.bias)
+            parent_name, _, attr = name.rpartition(".")
+            setattr(model.get_submodule(parent_name) if parent_name else model, attr, grey)
+            return name
+    raise CrossfuseError(f"backbone.in_channels={in_channels}: {type(model).__name__} has no 3-channel first "
+                         f"convolution to adapt")
+
+
 def torchvision_builder(arch: str):
     """A registry builder for ``torchvision.models.get_model(arch)`` with its DEFAULT weights."""
 
@@ -55,16 +82,44 @@ def torchvision_builder(arch: str):
         from torchvision import models
 
         weights = models.get_model_weights(arch).DEFAULT
+        channels = image_channels(config.in_channels)
         if config.pretrained:
             _ensure_cached(weights.url, arch)
         model = models.get_model(arch, weights=weights if config.pretrained else None)
         body, dim = _strip_classifier(model)
-        size = config.image_size or weights.transforms().crop_size[0]
-        transform = weights.transforms(crop_size=size, resize_size=size)
-        return ImageBackbone(body, dim, transform, arch)
+        adapt_first_conv(body, channels)
+        preset = weights.transforms()
+        size = config.image_size or preset.crop_size[0]
+        if channels == 3:  # torchvision's own preset for its weights, as the default runs were measured with
+            transform = RGBPreset(weights.transforms(crop_size=size, resize_size=size))
+        else:
+            transform = image_pipeline(resize=size, crop=size, mean=preset.mean, std=preset.std, channels=channels,
+                                       interpolation=preset.interpolation)
+        return ImageBackbone(body, dim, transform, arch, channels)
 
     builder.__doc__ = f"torchvision {arch} (ImageNet weights when pretrained)."
     return builder
+
+
+class RGBPreset(nn.Module):
+    """A torchvision weights preset (resize, crop, normalise) that also takes grey or RGBA pictures.
+
+    RGB PIL images and 3-channel tensors go to the preset unchanged (it resizes PIL images with
+    PIL); anything else is made a 3-channel tensor first.
+    """
+
+    def __init__(self, preset: nn.Module):
+        super().__init__()
+        from torchvision.transforms import v2
+
+        from .image_transforms import ToChannels
+
+        self.preset = preset
+        self.to_rgb = v2.Compose([v2.ToImage(), ToChannels(3)])
+
+    def forward(self, image: object) -> torch.Tensor:
+        is_rgb = getattr(image, "mode", None) == "RGB" or (isinstance(image, torch.Tensor) and image.shape[-3] == 3)
+        return self.preset(image if is_rgb else self.to_rgb(image))
 
 
 def _ensure_cached(url: str, arch: str) -> None:
@@ -77,14 +132,12 @@ def _ensure_cached(url: str, arch: str) -> None:
 
 def build_tiny_cnn(config: BackboneConfig) -> ImageBackbone:
     """A 4-layer CNN with random weights (32-d features), for tests and tiny images."""
-    from torchvision.transforms import v2
-
+    in_channels = image_channels(config.in_channels)
     layers: list[nn.Module] = []
-    channels = [3, 16, 32, 32, 32]
+    channels = [in_channels, 16, 32, 32, 32]
     for c_in, c_out in zip(channels, channels[1:]):
         layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
     body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
     size = config.image_size or 64
-    transform = v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True), v2.ToDtype(torch.float32, scale=True),
-                            v2.Normalize([0.5] * 3, [0.5] * 3)])
-    return ImageBackbone(body, channels[-1], transform, "tiny-cnn")
+    transform = image_pipeline(resize=(size, size), crop=None, mean=[0.5], std=[0.5], channels=in_channels)
+    return ImageBackbone(body, channels[-1], transform, "tiny-cnn", in_channels)

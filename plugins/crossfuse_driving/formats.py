@@ -9,12 +9,11 @@ annotation or object, what was expected and what to do. No torch here: numpy, PI
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import os
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from PIL import Image
 
 from crossfuse.errors import DataError
+from crossfuse.media import lines, read_text
 
 Box = tuple[float, float, float, float]
 
@@ -80,21 +80,17 @@ def _check_not_reversed(box: Box, where: str) -> None:
                         f"check the column order (x1, y1, x2, y2)")
 
 
-def _image_size(path: Path, where: str) -> tuple[int, int]:
-    """Width and height from the image header; PIL does not decode the pixels for this."""
+def image_size(path: str | Path, where: str | None = None) -> tuple[int, int]:
+    """Width and height from the image header (PIL does not decode the pixels for this).
+
+    ``where`` (a label or annotation file) says who referred to the image, for the error message.
+    """
     try:
         with Image.open(path) as image:
             return image.size
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{where}: cannot read the image {path} ({exc}); replace or remove the file") from None
-
-
-def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not valid UTF-8 text (byte {exc.start}); save the file as UTF-8") from None
+        referred = f"; referred to by {where}" if where else ""
+        raise DataError(f"{path}: cannot read the image ({exc}){referred}; replace or remove the file") from None
 
 
 # -- KITTI -------------------------------------------------------------------------------------
@@ -171,9 +167,9 @@ def _check_inside(box: Box, width: int, height: int, image: Path, where: str) ->
 
 
 def _read_kitti_label(label: Path, image: Path) -> DetectionSample:
-    width, height = _image_size(image, str(label))
+    width, height = image_size(image, str(label))
     objects, ignore = [], []
-    for number, line in enumerate(_read_text(label).split("\n"), start=1):
+    for number, line in enumerate(lines(read_text(label)), start=1):
         if not line.strip():
             continue
         where = f"{label}, line {number}"
@@ -237,7 +233,7 @@ def _load_json(path: Path) -> Any:
         raise DataError(f"COCO annotation file {str(path)!r} does not exist or is not a file; give the instances "
                         f"JSON (e.g. annotations/instances_val2017.json)")
     try:
-        return json.loads(_read_text(path))
+        return json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}, line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})") from None
 
@@ -340,7 +336,7 @@ def _voc_ids(root: Path, image_set: str | None) -> list[tuple[str, Path]]:
         known = sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt"))
         raise DataError(f"VOC image set {set_file} does not exist; known sets: {', '.join(known) or '(none)'}")
     ids = []
-    for number, line in enumerate(_read_text(set_file).split("\n"), start=1):
+    for number, line in enumerate(lines(read_text(set_file)), start=1):
         if line.strip():
             name = line.split()[0]  # per-class set files add a -1/0/1 column after the id
             xml = annotations / f"{name}.xml"
@@ -397,7 +393,7 @@ def _read_voc_xml(root: Path, name: str, xml: Path) -> DetectionSample:
     image = _voc_image(root, name, _text(tree, "filename", str(xml)), xml)
     width, height = int(_number(tree, "size/width", str(xml))), int(_number(tree, "size/height", str(xml)))
     if width <= 0 or height <= 0:  # some tools write 0 x 0: the image header knows better
-        width, height = _image_size(image, str(xml))
+        width, height = image_size(image, str(xml))
     objects = tuple(_voc_object(element, f"{xml}, object {index}")
                     for index, element in enumerate(tree.findall("object"), start=1))
     return DetectionSample(str(image), width, height, objects, (), str(xml))
@@ -418,7 +414,7 @@ def read_voc(root: str | Path, image_set: str | None = None) -> list[DetectionSa
     return [_read_voc_xml(root, name, xml) for name, xml in _voc_ids(root, image_set)]
 
 
-# -- cleaning, dispatch, summary ---------------------------------------------------------------
+# -- cleaning, summary ---------------------------------------------------------------
 
 
 def _clip(box: Sequence[float], width: int, height: int) -> Box:
@@ -445,39 +441,6 @@ def sanitize(sample: DetectionSample, min_size: float = 1.0) -> tuple[DetectionS
             removed += 1
     ignore = [b for b in (_clip(box, sample.width, sample.height) for box in sample.ignore) if _large_enough(b, 1e-9)]
     return replace(sample, objects=tuple(objects), ignore=tuple(ignore)), removed
-
-
-READERS: dict[str, Callable[..., list[DetectionSample]]] = {"kitti": read_kitti, "coco": read_coco, "voc": read_voc}
-
-
-def detect_format(path: str | Path, label_dir: str | None = None) -> str:
-    """``coco`` for a .json file, ``voc`` for a folder with Annotations/, ``kitti`` for one with label_2/."""
-    path, label_dir = Path(path), label_dir or "label_2"
-    if path.is_file() and path.suffix.lower() == ".json":
-        return "coco"
-    if path.is_dir() and (path / "Annotations").is_dir():
-        return "voc"
-    if path.is_dir() and ((path / label_dir).is_dir() or (path / "training" / label_dir).is_dir()):
-        return "kitti"
-    state = "does not exist" if not path.exists() else "is a file" if path.is_file() else "is a folder"
-    raise DataError(f"{path}: cannot tell the dataset format ({path.name or path} {state}); looked for a COCO .json "
-                    f"file, a VOC folder with Annotations/, a KITTI folder with {label_dir}/ or training/{label_dir}/. "
-                    f"Set data.format to kitti, coco or voc")
-
-
-def read_dataset(path: str | Path, format: str = "auto", **options: Any) -> list[DetectionSample]:
-    """Read ``path`` with the reader for ``format`` (``auto``, ``kitti``, ``coco`` or ``voc``).
-
-    Options the chosen reader does not take, and options set to None, are left out, so one set of
-    ``data.*`` settings serves every format.
-    """
-    if format == "auto":
-        format = detect_format(path, options.get("label_dir"))
-    if format not in READERS:
-        raise DataError(f"unknown dataset format {format!r}; expected auto, {', '.join(READERS)}")
-    reader = READERS[format]
-    accepted = inspect.signature(reader).parameters
-    return reader(path, **{k: v for k, v in options.items() if k in accepted and v is not None})
 
 
 def class_names(samples: Iterable[DetectionSample]) -> dict[str, int]:

@@ -15,6 +15,11 @@ and one prediction per image, a dict with ``boxes`` (``[N, 4]`` x1, y1, x2, y2 p
   positives; a ground truth matched to the detection of largest overlap (strictly above the
   class's IoU threshold); precision sampled at 41 recall-spaced score thresholds and averaged
   over 40 recall points (``AP|R40``, the benchmark's metric since 2019).
+
+:func:`coco_map` and :func:`kitti_map` are the same metrics as registered ones (``coco-map``,
+``kitti-ap``): their parameters follow the core's convention (``detections``, the task's
+``predict_step`` output, the split's ``samples`` and the ``task``, whose ``data`` section gives the
+classes and the KITTI rules), so ``--set eval.metrics=[kitti-ap]`` adds them to any detection task.
 """
 
 from __future__ import annotations
@@ -31,6 +36,18 @@ KITTI_MAX_TRUNCATION = (0.15, 0.3, 0.5)
 KITTI_MIN_HEIGHT = (40.0, 25.0, 25.0)  # pixels, for KITTI's 375-pixel-high images
 KITTI_IOU = {"Car": 0.7, "Pedestrian": 0.5, "Cyclist": 0.5}
 KITTI_NEIGHBOURS = {"Car": "Van", "Pedestrian": "Person_sitting"}  # ignored, neither right nor wrong
+
+
+def coco_map(detections: Sequence[dict], samples: Sequence[Any], task: Any) -> dict[str, Any]:
+    """:func:`coco_metrics` of a split, with ``data.classes`` and ``data.ignore_classes`` of ``task``."""
+    data = task.config.data
+    return coco_metrics(detections, samples, data.classes, data.ignore_classes)
+
+
+def kitti_map(detections: Sequence[dict], samples: Sequence[Any], task: Any) -> dict[str, Any]:
+    """:func:`kitti_ap` of a split, with ``data.classes``, ``data.kitti_iou`` and ``data.kitti_min_height``."""
+    data = task.config.data
+    return kitti_ap(detections, samples, data.classes, iou=data.kitti_iou, min_height=data.kitti_min_height)
 
 
 def coco_metrics(predictions: Sequence[dict], samples: Sequence[Any], classes: Sequence[str],

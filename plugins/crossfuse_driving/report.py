@@ -7,6 +7,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from crossfuse.media import load_image
+from crossfuse.pictures import save_image
+
 PALETTE = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240)]
 SCALE = 2  # the demo images are small: draw on a 2x enlargement so labels stay legible
 
@@ -15,14 +18,14 @@ def draw_boxes(image_path: str | Path, truth: list[dict], predicted: list[dict],
                classes: list[str] | None = None) -> Path:
     """Write the image with ``truth`` and ``predicted`` boxes drawn (see :func:`render_boxes`)."""
     out_path = Path(out_path)
-    render_boxes(image_path, truth, predicted, classes).save(out_path)
+    save_image(render_boxes(image_path, truth, predicted, classes), out_path)
     return out_path
 
 
 def render_boxes(image_path: str | Path, truth: list[dict], predicted: list[dict],
                  classes: list[str] | None = None) -> Image.Image:
     """The image, enlarged, with boxes: dicts with ``label``, ``box`` and, for predictions, ``score``."""
-    image = Image.open(image_path).convert("RGB")
+    image = load_image(image_path)
     image = image.resize((image.width * SCALE, image.height * SCALE), Image.Resampling.NEAREST)
     draw = ImageDraw.Draw(image)
     names = classes or sorted({d["label"] for d in truth + predicted})
@@ -60,6 +63,4 @@ def _stack(images: list[Image.Image], out_path: Path) -> None:
     for image in images:
         sheet.paste(image, (0, top))
         top += image.height + 4
-    tmp = out_path.with_name(out_path.name + ".tmp.png")
-    sheet.save(tmp)
-    tmp.replace(out_path)  # atomic, like every run file
+    save_image(sheet, out_path)

@@ -19,15 +19,20 @@ def register_tasks(register):
 
 @hookimpl
 def register_datasets(register):
-    register("lfw-pairs", "crossfuse_face.lfw:read_pairs", tasks=[TASK],
-             description="LFW pairs.txt (10 folds) or pairsDevTrain/pairsDevTest.txt over name/name_0001.jpg")
-    register("identity-folders", "crossfuse_face.lfw:read_identity_folders", tasks=[TASK],
-             description="One folder of images per person (training identities, galleries)")
+    # Readers are called as reader(path, options): identity readers return FaceImage lists, pairs readers
+    # Pair lists (crossfuse_face.lfw); data.format picks the first kind, data.pairs_format the second.
+    register("lfw-pairs", "crossfuse_face.lfw:read_lfw_pairs", tasks=[TASK], extensions=[".txt"],
+             detect="crossfuse_face.lfw:is_lfw_folder", layout="a folder holding pairs.txt / pairsDevTest.txt",
+             description="LFW pairs.txt (10 folds) or pairsDevTrain/pairsDevTest.txt over name/name_0001.jpg; "
+                         "the file or its folder")
+    register("identity-folders", "crossfuse_face.lfw:read_identity_dataset", tasks=[TASK],
+             detect="crossfuse_face.lfw:is_identity_root", layout="a folder of per-person image folders",
+             description="One folder of images per person, ROOT/NAME/*.jpg (training identities, galleries)")
 
 
 @hookimpl
 def register_metrics(register):
-    register("verification", "crossfuse_face.metrics:verification_metrics",
-             description="LFW 10-fold accuracy, ROC AUC, EER, TAR@FAR (scikit-learn curves)")
-    register("rank1", "crossfuse_face.metrics:rank1_identification",
-             description="Closed-set rank-1 (and rank-5) identification by cosine similarity")
+    register("verification", "crossfuse_face.metrics:verification",
+             description="LFW 10-fold accuracy, ROC AUC, EER, TAR@FAR of a pairs split (from the embedding output)")
+    register("rank1", "crossfuse_face.metrics:rank1",
+             description="Closed-set rank-1 (and rank-5) identification among the images of a pairs split")

@@ -4,16 +4,23 @@ Layouts: one folder per identity (``root/<name>/<name>_0001.jpg`` ...), as in LF
 exports and most private galleries; and LFW's pair lists, both the 10-fold ``pairs.txt`` and the
 single-split ``pairsDevTrain.txt`` / ``pairsDevTest.txt``. Errors name the file, the line and what
 was expected.
+
+The dataset registry calls :func:`read_identity_dataset` and :func:`read_lfw_pairs` as
+``reader(path, options)`` (``options``: the task's ``data`` section); :func:`is_identity_root` and
+:func:`is_lfw_folder` are their cheap ``detect`` functions for ``data.format: auto``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crossfuse.errors import DataError
+from crossfuse.media import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+# LFW's pair lists, in the order a folder is searched: the 10-fold protocol first (what papers report).
+PAIRS_FILES = ("pairs.txt", "pairsDevTest.txt", "pairsDevTrain.txt")
 
 
 @dataclass(frozen=True)
@@ -26,13 +33,17 @@ class FaceImage:
 
 @dataclass(frozen=True)
 class Pair:
-    """Two face images to verify; ``same`` is the ground truth, ``where`` is ``"pairs.txt, line N"``."""
+    """Two face images to verify; ``same`` is the ground truth, ``where`` is ``"pairs.txt, line N"``.
+
+    What every pairs reader returns (a list of them). ``fold`` is the LFW fold (0 when the file has
+    one: the metrics then split the pairs ten ways).
+    """
 
     a: str
     b: str
     same: bool
-    fold: int
-    where: str
+    fold: int = 0
+    where: str = ""
 
 
 def image_path(root: str | Path, name: str, number: int, ext: str = "jpg") -> Path:
@@ -91,7 +102,8 @@ def _numbered_lines(path: Path) -> list[tuple[int, list[str]]]:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text (byte {exc.start}); expected an LFW pairs file") from None
+        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {exc.start}); expected an LFW pairs file") from None
     return [(n, line.split()) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
 
 
@@ -169,22 +181,44 @@ def read_pairs(pairs_file: str | Path, images_root: str | Path, ext: str = "jpg"
             for i, (number, fields) in enumerate(body)]
 
 
-# --- images -------------------------------------------------------------------------------------
+# --- the dataset registry's readers and detectors ------------------------------------------------
 
-def load_image(path: str | Path):
-    """The image at ``path`` as an RGB ``PIL.Image``; a DataError if it cannot be read."""
-    from PIL import Image
+def is_identity_root(path: str | Path) -> bool:
+    """``detect`` of ``identity-folders``: a folder whose sub-folders hold images, and no LFW pairs file
+    (a folder with ``pairs.txt`` is read as pairs; set ``data.format=identity-folders`` to train on it)."""
+    path = Path(path)
+    if not path.is_dir() or any((path / name).is_file() for name in PAIRS_FILES):
+        return False
+    wanted = set(IMAGE_EXTENSIONS)
+    return any(file.suffix.lower() in wanted for folder in path.iterdir()
+               if folder.is_dir() and not folder.name.startswith(".") for file in folder.iterdir())
 
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: cannot read the image ({exc}); expected a JPEG, PNG or BMP file") from None
+
+def is_lfw_folder(path: str | Path) -> bool:
+    """``detect`` of ``lfw-pairs``: a folder holding ``pairs.txt``, ``pairsDevTest.txt`` or ``pairsDevTrain.txt``."""
+    path = Path(path)
+    return path.is_dir() and any((path / name).is_file() for name in PAIRS_FILES)
 
 
-def check_image(path: str | Path, where: str) -> None:
-    """Raise a DataError naming ``path`` and ``where`` (e.g. ``"pairs.txt, line 7"``) if it is unreadable."""
-    try:
-        load_image(path)
-    except DataError as exc:
-        raise DataError(f"{where}: {exc}") from None
+def read_identity_dataset(path: str | Path, options: Any = None) -> list[FaceImage]:
+    """Reader of ``identity-folders``: :func:`read_identity_folders` of ``path`` (``root/NAME/*.jpg``)."""
+    return read_identity_folders(path)
+
+
+def read_lfw_pairs(path: str | Path, options: Any = None) -> list[Pair]:
+    """Reader of ``lfw-pairs``: a pairs file, or a folder holding one (``pairs.txt`` first, then
+    ``pairsDevTest.txt``, then ``pairsDevTrain.txt``).
+
+    Images are looked up under ``options.images_root`` when the config names one
+    (``data.test_images`` ...), else in the folder of the pairs file, with extension
+    ``options.image_ext`` (``jpg``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = [path / name for name in PAIRS_FILES if (path / name).is_file()]
+        if not found:
+            raise DataError(f"{path}: a folder without {', '.join(PAIRS_FILES)}; give the pairs file itself, "
+                            f"or a folder holding one next to the NAME/NAME_0001.jpg folders")
+        path = found[0]
+    root = getattr(options, "images_root", None) or path.parent
+    return read_pairs(path, root, ext=getattr(options, "image_ext", "jpg"))

@@ -4,11 +4,16 @@ Scores are similarities (cosine of L2-normalised embeddings): higher means "same
 is accepted when ``score >= threshold``, the convention of scikit-learn's ``roc_curve``, whose
 points every curve-based number here is read from. FAR (false accept rate) is the ROC's FPR,
 TAR (true accept rate) its TPR, FRR = 1 - TAR.
+
+:func:`verification` and :func:`rank1` are the registered metrics (``eval.metrics``): their
+parameters name what they take, as the core's convention says (the ``embedding`` output of a
+split, its ``samples`` and the ``task``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -226,3 +231,27 @@ def verification_metrics(scores: Sequence[float], same: Sequence[bool], folds: S
                     "n_genuine_pairs": int(same.sum()), "n_impostor_pairs": int((~same).sum()),
                     "roc": _downsampled(fpr, tpr)})
     return metrics
+
+
+# --- registered metrics (crossfuse.metrics convention) -------------------------------------------
+
+def verification(embedding: Any, samples: Any, task: Any) -> dict[str, Any]:
+    """:func:`verification_metrics` of an evaluation split: ``samples`` is its ``PairSet``,
+    ``embedding`` the L2-normalised embedding of each of its images, the FARs ``task.config.data.fars``."""
+    scores = samples.scores(np.asarray(embedding))
+    return verification_metrics(scores, samples.same, samples.folds(), tuple(task.config.data.fars))
+
+
+def rank1(embedding: Any, samples: Any) -> dict[str, Any]:
+    """Rank-1 (and rank-5) identification among the distinct images of a split's pairs: each person's
+    first image is the gallery, the others are probes; the identity is the image's folder name.
+    Empty when there are no probes or fewer than two people."""
+    paths = samples.images
+    ids = [Path(p).parent.name for p in paths]
+    gallery, probes = gallery_probe_split(ids)
+    if not len(probes) or len(gallery) < 2:
+        return {}
+    embedding = np.asarray(embedding)
+    result = rank1_identification(embedding[gallery], [ids[i] for i in gallery], embedding[probes],
+                                  [ids[i] for i in probes])
+    return {f"identification_{k}": v for k, v in result.items()}

@@ -1,25 +1,20 @@
 """Pictures for a face-verification report: the ROC with its operating points, and the worst false matches.
 
-matplotlib is imported inside the functions (with the Agg backend) so importing the plugin stays
-fast and works without a display.
+Drawn with :mod:`crossfuse.pictures` (matplotlib without a window, files written atomically).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from crossfuse.errors import DataError
+from crossfuse.media import load_image
+from crossfuse.pictures import pyplot, save_figure
+
 MAX_PAIRS = 8
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def draw_roc(roc: dict, path: str | Path, title: str, far_marks: tuple[float, ...] = (1e-2, 1e-3)) -> Path:
@@ -28,7 +23,7 @@ def draw_roc(roc: dict, path: str | Path, title: str, far_marks: tuple[float, ..
     ``roc`` is ``{"fpr": [...], "tpr": [...]}`` as in :func:`crossfuse_face.metrics.verification_metrics`.
     A log axis cannot show FAR 0, so those points are drawn at the smallest FAR plotted.
     """
-    plt = _pyplot()
+    plt = pyplot()
     fpr, tpr = np.asarray(roc["fpr"], dtype=float), np.asarray(roc["tpr"], dtype=float)
     floor = min([f for f in fpr if f > 0] + [min(far_marks, default=1e-3)]) / 2
     fig, ax = plt.subplots(figsize=(5, 4), dpi=120)
@@ -43,21 +38,11 @@ def draw_roc(roc: dict, path: str | Path, title: str, far_marks: tuple[float, ..
            ylabel="true accept rate (TAR)", title=title)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    save_figure(fig, path, dpi=120)
+    return Path(path)
 
 
-def _save(fig, plt, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _show(ax, image_file: str) -> None:
-    from crossfuse.errors import DataError
-    from crossfuse_face.lfw import load_image
-
+def _show(ax: Any, image_file: str) -> None:
     try:
         ax.imshow(load_image(image_file))
     except DataError:  # a report should still be drawn when one image has gone missing
@@ -72,7 +57,7 @@ def draw_hardest_false_matches(pairs: list[tuple[str, str, float]], path: str | 
     ``pairs`` are ``(image_a, image_b, score)`` for impostor pairs; the titles say whether each
     score passes ``threshold`` (a false match) or not.
     """
-    plt = _pyplot()
+    plt = pyplot()
     worst = sorted(pairs, key=lambda p: -p[2])[:MAX_PAIRS]
     columns = min(2, max(1, len(worst)))  # two pairs (four images) per row
     rows = max(1, -(-len(worst) // columns))
@@ -90,4 +75,5 @@ def draw_hardest_false_matches(pairs: list[tuple[str, str, float]], path: str | 
         axes[0, 0].text(0.5, 0.5, "no impostor pairs", ha="center", va="center")
     fig.suptitle(f"Hardest impostor pairs (threshold {threshold:.3f})", fontsize=9)
     fig.tight_layout()
-    return _save(fig, plt, path)
+    save_figure(fig, path, dpi=100)
+    return Path(path)

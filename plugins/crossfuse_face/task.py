@@ -1,123 +1,50 @@
 """The ``security-face-match`` task: face embeddings trained with a margin loss, matched by cosine.
 
 Training is identity classification through an ArcFace / CosFace / softmax head
-(:mod:`crossfuse_face.heads`) on top of a registry image backbone and an embedding layer.
+(:mod:`crossfuse_face.heads`, :mod:`crossfuse_face.model`) on top of a registry image backbone.
 Evaluation is the field's: pairs of images of people never seen in training, scored by the
 cosine of their L2-normalised embeddings (:mod:`crossfuse_face.metrics`): LFW 10-fold accuracy,
 ROC AUC, EER, TAR at fixed FAR, and rank-1 identification. The decision threshold is calibrated
-on the validation pairs at ``data.calibration_far`` and saved with the run; ``predict`` uses it.
+on the validation pairs at ``data.calibration_far`` (:meth:`SecurityFaceMatchTask.calibrate`) and
+saved with the run as task state; ``predict`` and ``crossfuse eval`` use it.
+
+Data (:mod:`crossfuse_face.data`) comes through the dataset registry: identity sets with
+``data.format``, pairs with ``data.pairs_format``. Galleries for 1:N search live in
+:mod:`crossfuse_face.gallery`, explanations in :mod:`crossfuse_face.explain`.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from crossfuse.augment import image_augmentation
+from crossfuse.datasets import Splits
 from crossfuse.errors import ConfigError, CrossfuseError, DataError
-from crossfuse.runs import RunDir, atomic_write, cached_folder
-from crossfuse.task import DataBundle, Task, expand_inputs
+from crossfuse.media import IMAGE_EXTENSIONS, load_image
+from crossfuse.runs import RunDir, cached_folder
+from crossfuse.task import DataBundle, Task, batched, expand_inputs
 
-from .heads import LOSSES, EmbeddingHead, MarginHead
-from .lfw import IMAGE_EXTENSIONS, FaceImage, Pair, load_image, read_identity_folders, read_pairs
-from .metrics import calibrate_threshold, gallery_probe_split, rank1_identification, verification_metrics
-
-GALLERY_SUFFIX = ".gallery.safetensors"
-
-
-@dataclass
-class FaceDemoConfig:
-    """Sizes of the synthetic LFW-layout demo (generated once into the cache folder)."""
-
-    train_identities: int = 60
-    train_images: int = 12
-    test_identities: int = 40
-    test_images: int = 6
-    size: int = 64
-    seed: int = 0
-    folds: int = 10
-    pairs_per_fold: int = 30
-
-
-@dataclass
-class FaceAugmentConfig:
-    """Training augmentation (torchvision transforms v2), applied before the backbone's preprocessing."""
-
-    hflip: float = 0.5
-    crop_scale: list[float] = field(default_factory=lambda: [0.8, 1.0])  # random crop area, then resize back
-    color_jitter: float = 0.2
-
-
-@dataclass
-class FaceDataConfig:
-    """Where the faces come from and how the evaluation is run."""
-
-    train: Optional[str] = None  # identity folders (root/<name>/*.jpg); none: the synthetic demo
-    test_pairs: Optional[str] = None  # LFW pairs.txt or pairsDevTest.txt
-    test_images: Optional[str] = None  # the LFW image root of test_pairs (default: the pairs file's folder)
-    validation_pairs: Optional[str] = None  # none: pairs drawn from held-out training identities
-    validation_images: Optional[str] = None
-    validation_identities: float = 0.25  # fraction of training identities held out for validation pairs
-    validation_pair_count: int = 600  # matched + mismatched validation pairs drawn from them
-    image_ext: str = "jpg"  # the image extension pairs files refer to
-    calibration_far: float = 1e-2  # the saved decision threshold keeps FAR at or below this on validation
-    fars: list[float] = field(default_factory=lambda: [1e-2, 1e-3])  # TAR is reported at these FARs
-    hardest: int = 8  # impostor pairs shown in the hardest-false-matches picture
-    flip_test: bool = True  # embed each face and its mirror image, and add the two (common practice)
-    demo: FaceDemoConfig = field(default_factory=FaceDemoConfig)
-    augment: FaceAugmentConfig = field(default_factory=FaceAugmentConfig)
-
-
-@dataclass
-class FaceHeadConfig:
-    """Embedding layer and training loss."""
-
-    loss: str = "arcface"  # arcface, cosface or softmax (the baseline)
-    margin: Optional[float] = None  # default 0.5 (arcface) / 0.35 (cosface)
-    scale: float = 64.0
-    embedding_dim: int = 128
-    dropout: float = 0.0
-
-
-@dataclass
-class FacePredictOptions:
-    """Options of ``crossfuse predict`` for a face run.
-
-    Without ``gallery``: inputs are image pairs (1:1). With it: inputs are probes (1:N).
-    """
-
-    gallery: Optional[str] = None  # identity folders to enrol, or a saved *.gallery.safetensors
-    top_k: int = 5
-    threshold: Optional[float] = None  # default: the run's calibrated threshold
-    output: Optional[str] = None  # where an enrolled gallery is saved (default RUN_DIR/galleries/NAME)
-    batch_size: int = 32
-
-
-class FaceModel(nn.Module):
-    """Backbone -> embedding; ``margin`` (training only) turns embeddings into identity logits."""
-
-    def __init__(self, backbone: nn.Module, config: FaceHeadConfig, identities: int | None):
-        super().__init__()
-        self.backbone = backbone
-        self.embed = EmbeddingHead(backbone.feature_dim, config.embedding_dim, config.dropout)
-        # A saved run is served without the classifier: embeddings are all matching needs.
-        self.margin = (MarginHead(config.embedding_dim, identities, config.loss, config.margin, config.scale)
-                       if identities else None)
-
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Embeddings ``[B, D]`` (not normalised); with ``labels``, the margin head's identity logits.
-
-        The margin head runs inside ``forward`` so DDP sees every parameter it must synchronise.
-        """
-        embeddings = self.embed(self.backbone(images))
-        return embeddings if labels is None else self.margin(embeddings, labels)
+from .config import FaceDataConfig, FaceHeadConfig, FacePredictOptions
+from .data import (
+    PairSet,
+    check_images,
+    check_pairs_format,
+    held_out_fraction,
+    hold_out,
+    pairs_options,
+    pairs_source,
+    read_kind,
+)
+from .gallery import Gallery, describe_matches, enrol, load_gallery, search
+from .heads import LOSSES
+from .lfw import FaceImage, Pair
+from .metrics import calibrate_threshold, rank1, verification, verification_metrics
+from .model import FaceModel, normalised_embeddings
 
 
 class SecurityFaceMatchTask(Task):
@@ -130,133 +57,165 @@ class SecurityFaceMatchTask(Task):
     DataConfig = FaceDataConfig
     HeadConfig = FaceHeadConfig
     PredictOptions = FacePredictOptions
+    input_extensions = IMAGE_EXTENSIONS
 
     def __init__(self, config: Any):
         super().__init__(config)
-        self.identities: list[str] = []
+        self.identities: list[str] = []  # training people, in the margin head's class order
+        self.labels: dict[str, int] = {}
+        self.operating_point: dict[str, float] | None = None  # calibrated on validation pairs
         self.transform: Any = None
-        self.train_transform: Any = None
+        self.augment: Any = None
 
     # -- data ----------------------------------------------------------------------------------
     def load_data(self) -> DataBundle:
-        data = self.config.data
+        """Training faces (``data.train`` or the demo), validation and test pairs (given, or drawn
+        from held-out training identities)."""
         if self.config.head.loss not in LOSSES:
             raise ConfigError(f"head.loss: unknown loss {self.config.head.loss!r}; choose one of {', '.join(LOSSES)}")
+        check_pairs_format(self.name, self.config.data.pairs_format)
+        images, test = self._training_faces_and_test()
+        people = len({image.identity for image in images})
+        if test is None and self.config.data.test_fraction > 0:  # carved first: validation keeps its draw otherwise
+            images, test = hold_out(images, self.config.data.test_fraction, self.config.data.validation_pair_count,
+                                    self.config.seed + 1, people, "data.test_fraction", "test")
+        images, validation = self._validation(images, people)
+        return self.prepare(DataBundle(images, PairSet(validation), PairSet(test) if test else None))
+
+    def _training_faces_and_test(self) -> tuple[list[FaceImage], list[Pair] | None]:
+        data = self.config.data
         if data.train is None:
-            demo = self._demo()
-            train_root, test = demo["train"], read_pairs(demo["pairs"], demo["test"])
+            demo = self.demo_data()
+            images, test = list(demo.train), demo.test
         else:
-            train_root = data.train
-            test = self._pairs(data.test_pairs, data.test_images) if data.test_pairs else None
-        images = read_identity_folders(train_root)
-        if data.validation_pairs:
-            validation = self._pairs(data.validation_pairs, data.validation_images)
-        else:
-            images, validation = self._hold_out(images)
-        validation, test = PairSet(validation), PairSet(test) if test else None
-        _check_images([image.path for image in images])
-        for split in (validation, test):
-            _check_images(split.images if split else [])
-        self.identities = sorted({image.identity for image in images})
-        if len(self.identities) < 2:
-            raise DataError(f"{train_root}: {len(self.identities)} identity folder(s) left for training; "
-                            f"a face model needs at least 2 people")
-        info = {"identities": len(self.identities), "images": len(images)}
-        return DataBundle(TrainingFaces(images, self), validation, test, info=info)
+            images, test = self._faces(data.train, "data.train"), None
+        path, root, key = pairs_source(data, "test")
+        return images, (self._pairs(path, root, key, "test") if path else test)
 
-    def load_eval_data(self, path: str) -> PairSet:
-        return PairSet(self._pairs(path, None))
+    def _validation(self, images: list[FaceImage], people: int) -> tuple[list[FaceImage], list[Pair]]:
+        """Validation pairs as given, or drawn from training identities that then leave training."""
+        data = self.config.data
+        path, root, key = pairs_source(data, "validation")
+        if path:
+            return images, self._pairs(path, root, key, "validation")
+        key = "data.validation_fraction" if data.validation_identities is None else "data.validation_identities"
+        return hold_out(images, held_out_fraction(data), data.validation_pair_count, self.config.seed, people, key)
 
-    def _pairs(self, pairs_file: str, images: str | None) -> list[Pair]:
-        root = images or str(Path(pairs_file).parent)
-        return read_pairs(pairs_file, root, ext=self.config.data.image_ext)
+    def demo_data(self) -> Splits:
+        """The synthetic LFW-layout demo, read by the registered readers like any other data."""
+        paths = self.demo_paths()
+        return Splits(train=read_kind(self.name, paths["train"], "identity-folders", self.config.data,
+                                      "the demo data", FaceImage),
+                      test=read_kind(self.name, paths["test"], "lfw-pairs", pairs_options(self.config.data, None),
+                                     "the demo data", Pair, "test"))
 
-    def _demo(self) -> dict[str, Any]:
+    def demo_paths(self) -> dict[str, str]:
+        """The demo's training identity folders and its test folder (LFW layout, with ``pairs.txt``)."""
         from .synth import write_demo_dataset
 
         demo = self.config.data.demo
         key = "v1-" + "-".join(f"{k}{v}" for k, v in vars(demo).items())
         root = cached_folder("face-demo", key, fill=lambda folder: write_demo_dataset(folder, **vars(demo)))
-        return {"train": root / "train", "test": root / "test", "pairs": root / "test" / "pairs.txt"}
+        return {"train": str(root / "train"), "test": str(root / "test")}
 
-    def _hold_out(self, images: list[FaceImage]) -> tuple[list[FaceImage], list[Pair]]:
-        """Move a fraction of the training identities out, and draw validation pairs from their images."""
+    def prepare(self, data: DataBundle) -> DataBundle:
+        """Open every image once, and number the training identities (the margin head's classes)."""
+        check_images([image.path for image in data.train], "the training faces")
+        for name, split in data.splits().items():
+            check_images(split.images, f"the {name} pairs")
+        self.identities = sorted({image.identity for image in data.train})
+        self.labels = {name: i for i, name in enumerate(self.identities)}
+        if len(self.identities) < 2:
+            raise DataError(f"{self.config.data.train or 'the demo data'}: {len(self.identities)} identity folder(s) "
+                            f"left for training; a face model needs at least 2 people")
+        data.info = {"identities": len(self.identities), "images": len(data.train)}
+        return data
+
+    def load_eval_data(self, path: str, split: str | None = None) -> PairSet:
+        """Pairs for ``crossfuse eval --data PATH``: a pairs file or a folder holding one (LFW)."""
         data = self.config.data
-        rng = np.random.default_rng(self.config.seed)
-        by_person: dict[str, list[str]] = {}
-        for image in images:
-            by_person.setdefault(image.identity, []).append(image.path)
-        eligible = sorted(name for name, paths in by_person.items() if len(paths) >= 2)
-        count = int(round(data.validation_identities * len(by_person)))
-        if count < 2 or len(eligible) < 2:
-            raise DataError(f"data.validation_identities={data.validation_identities} of {len(by_person)} people "
-                            f"({len(eligible)} with two or more images) cannot form validation pairs: give "
-                            f"data.validation_pairs, or more people with at least two images each")
-        held = set(rng.choice(eligible, size=min(count, len(eligible)), replace=False).tolist())
-        names = sorted(held)
-        half = data.validation_pair_count // 2
-        pairs = []
-        for i in range(half):  # matched: two images of one person; mismatched: two people
-            person = names[rng.integers(len(names))]
-            a, b = rng.choice(len(by_person[person]), size=2, replace=False)
-            pairs.append(Pair(by_person[person][a], by_person[person][b], True, i % 10, "held-out identities"))
-        for i in range(half):
-            first, second = rng.choice(len(names), size=2, replace=False)
-            pa, pb = by_person[names[first]], by_person[names[second]]
-            pairs.append(Pair(pa[rng.integers(len(pa))], pb[rng.integers(len(pb))], False, i % 10,
-                              "held-out identities"))
-        return [image for image in images if image.identity not in held], pairs
+        check_pairs_format(self.name, data.pairs_format)
+        pairs = read_kind(self.name, path, data.pairs_format, pairs_options(data, None), "--data", Pair,
+                          split or "test", chosen_split=True)
+        return self.prepare_eval(pairs)
+
+    def prepare_eval(self, samples: Sequence[Pair]) -> PairSet:
+        return PairSet(samples)
+
+    def _faces(self, path: str, key: str) -> list[FaceImage]:
+        fmt = "auto" if self.config.data.format == "demo" else self.config.data.format
+        return read_kind(self.name, path, fmt, self.config.data, key, FaceImage)
+
+    def _pairs(self, path: str, images: str | None, key: str, split: str) -> list[Pair]:
+        data = self.config.data
+        return read_kind(self.name, path, data.pairs_format, pairs_options(data, images), key, Pair, split)
+
+    def sample_labels(self, samples: Sequence[FaceImage]) -> list[str]:
+        return [image.identity for image in samples]
 
     # -- batches -------------------------------------------------------------------------------
-    def collate(self, samples: list[Any]) -> dict[str, Any]:
-        if isinstance(samples[0], dict):  # training faces, already loaded and augmented
-            return {"images": torch.stack([s["image"] for s in samples]),
-                    "labels": torch.tensor([s["label"] for s in samples])}
-        return {"images": torch.stack([self.preprocess(path) for path in samples])}  # evaluation: image paths
+    def preprocess(self, sample: Any, train: bool) -> tuple[torch.Tensor, int | None]:
+        """``(input tensor, identity index)`` of a training :class:`FaceImage` (augmented), or
+        ``(input tensor, None)`` of an evaluation image path."""
+        image = load_image(sample.path if train else sample)
+        if train and self.augment is not None:
+            image = self.augment(image)
+        return self.transform(image), (self.labels[sample.identity] if train else None)
 
-    def preprocess(self, path: str, augment: bool = False) -> torch.Tensor:
-        """An image file as the backbone's input tensor (augmented for training)."""
-        image = load_image(path)
-        if augment and self.train_transform is not None:
-            image = self.train_transform(image)
-        return self.transform(image)
+    def collate(self, items: list[tuple[torch.Tensor, int | None]]) -> dict[str, Any]:
+        images, labels = zip(*items)
+        batch = {"images": torch.stack(images)}
+        if labels[0] is not None:
+            batch["labels"] = torch.tensor(labels)
+        return batch
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"identities": self.identities, "operating_point": self.operating_point}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.identities = list(state.get("identities") or [])
+        self.operating_point = state.get("operating_point")
+
+    def calibrate(self, outputs: dict[str, Any], samples: PairSet) -> None:
+        """The operating point: the threshold keeping FAR <= ``data.calibration_far`` on validation."""
+        scores = samples.scores(np.asarray(outputs["embedding"]))
+        self.operating_point = calibrate_threshold(scores, samples.same, self.config.data.calibration_far)
+
+    def saved_point(self) -> dict[str, Any] | None:
+        """The run's calibrated operating point: from its task state, or for a run saved before task
+        state existed, from the validation split of its ``report.json``."""
+        if self.operating_point is not None or self.run_dir is None:
+            return self.operating_point
+        report = RunDir(self.run_dir).read_report()
+        return ((report or {}).get("splits", {}).get("validation") or {}).get("operating_point")
 
     # -- model ---------------------------------------------------------------------------------
     def build_model(self, backbone: Any) -> FaceModel:
-        if getattr(backbone, "modality", None) != "image":
-            raise CrossfuseError(f"security-face-match needs an image backbone, got {self.config.backbone.name!r}")
         self.transform = backbone.transform
-        self.train_transform = _augmentation(self.config.data.augment)
-        return FaceModel(backbone, self.config.head, len(self.identities) or None)
+        self.augment = image_augmentation(self.config.data.augment)
+        # A served run (run_dir set) needs no classifier over the training people.
+        return FaceModel(backbone, self.config.head, len(self.identities) if self.run_dir is None else None)
 
     def training_step(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
         return F.cross_entropy(model(batch["images"], batch["labels"]), batch["labels"])
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
-        return {"embedding": self.embed_batch(model, batch["images"])}
-
-    def embed_batch(self, model: Any, images: torch.Tensor) -> torch.Tensor:
-        """L2-normalised embeddings of a batch of input tensors (with the mirror image if ``data.flip_test``)."""
-        embeddings = model(images).float()
-        if self.config.data.flip_test:
-            embeddings = embeddings + model(images.flip(-1)).float()
-        return F.normalize(embeddings, dim=1)
+        return {"embedding": normalised_embeddings(model, batch["images"], self.config.data.flip_test)}
 
     def compute_metrics(self, outputs: dict[str, Any], samples: PairSet) -> dict[str, Any]:
         data = self.config.data
-        embeddings = outputs["embedding"].numpy()
-        scores = (embeddings[samples.first] * embeddings[samples.second]).sum(1)
-        same = np.array([pair.same for pair in samples.pairs])
-        metrics = verification_metrics(scores, same, _folds(samples.pairs), tuple(data.fars))
+        embedding = np.asarray(outputs["embedding"])
+        scores, same = samples.scores(embedding), samples.same
+        metrics = verification(embedding, samples, self)
         metrics["operating_point"] = calibrate_threshold(scores, same, data.calibration_far)
-        saved_point = self._saved_point()
-        if saved_point:  # `crossfuse eval`: how the run's saved threshold holds on these pairs
-            saved = saved_point["threshold"]
-            accepted = scores >= saved
-            metrics["at_saved_threshold"] = {"threshold": saved, "far": float(accepted[~same].mean()),
+        saved = self.saved_point()
+        if saved:  # how the run's saved threshold holds on these pairs
+            accepted = scores >= saved["threshold"]
+            metrics["at_saved_threshold"] = {"threshold": saved["threshold"], "far": float(accepted[~same].mean()),
                                              "tar": float(accepted[same].mean())}
         metrics["n_images"] = len(samples.images)
-        metrics.update(_identification(samples.images, embeddings))
+        metrics.update(rank1(embedding, samples))
         impostors = np.flatnonzero(~same)
         hardest = impostors[np.argsort(-scores[impostors])][: data.hardest]
         metrics["hardest_false_matches"] = [{"a": samples.pairs[i].a, "b": samples.pairs[i].b,
@@ -276,94 +235,91 @@ class SecurityFaceMatchTask(Task):
 
         splits = {}
         for name, split in data.splits().items():
-            pairs = split.pairs
-            scores = [float(pixels(pair.a) @ pixels(pair.b)) for pair in pairs]
-            metrics = verification_metrics(scores, [pair.same for pair in pairs], _folds(pairs),
-                                           tuple(self.config.data.fars))
+            scores = [float(pixels(pair.a) @ pixels(pair.b)) for pair in split.pairs]
+            metrics = verification_metrics(scores, split.same, split.folds(), tuple(self.config.data.fars))
             splits[name] = {k: v for k, v in metrics.items() if k != "roc"}
         return {"name": "raw-pixel cosine", "splits": splits}
 
     # -- use -----------------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict(self, model: Any, inputs: list[str], options: FacePredictOptions) -> list[dict[str, Any]]:
-        point = self._operating_point(options)
-        if options.gallery:
-            probes = [str(p) for p in expand_inputs(inputs, IMAGE_EXTENSIONS, recursive=True)]
-            return self._identify(model, probes, options, point)
-        if len(inputs) % 2:
-            raise DataError(f"1:1 matching takes images in pairs (got {len(inputs)}); to search people, "
-                            f"give --gallery DIR")
-        embeddings = self.embed(model, inputs, options.batch_size)
-        results = []
-        for i in range(0, len(inputs), 2):
-            similarity = float(embeddings[i] @ embeddings[i + 1])
-            results.append({"input": [inputs[i], inputs[i + 1]], "similarity": round(similarity, 4),
-                            "same": similarity >= point["threshold"], **point})
-        return results
+    def load_input(self, item: Any) -> str:
+        return str(item)
 
     def embed(self, model: Any, paths: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """L2-normalised embeddings of image files, ``[N, D]``."""
-        device = next(model.parameters()).device
-        model.eval()
-        parts = []
-        for start in range(0, len(paths), batch_size):
-            batch = torch.stack([self.preprocess(p) for p in paths[start:start + batch_size]]).to(device)
-            parts.append(self.embed_batch(model, batch).cpu().numpy())
+        parts = [self.run_batch(model, [self.load_input(p) for p in chunk])["embedding"].numpy()
+                 for chunk in batched(list(paths), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.config.head.embedding_dim), np.float32)
+
+    def predict(self, model: Any, inputs: list[Any], options: FacePredictOptions) -> list[dict[str, Any]]:
+        """1:1: images in pairs -> similarity and same/different. 1:N (``gallery``): probe images or
+        folders -> the ``top_k`` gallery people, ``unknown`` below the threshold."""
+        point = self._operating_point(options)
+        if options.gallery:
+            return self._identify(model, inputs, options, point)
+        return self._match(model, inputs, options, point)[0]
+
+    def _match(self, model: Any, inputs: list[Any], options: FacePredictOptions,
+               point: dict[str, Any]) -> tuple[list[dict[str, Any]], np.ndarray]:
+        if len(inputs) % 2:
+            raise DataError(f"1:1 matching takes images in pairs (got {len(inputs)}); to search people, "
+                            f"give --gallery DIR")
+        paths = [self.load_input(item) for item in inputs]
+        embeddings = self.embed(model, paths, options.batch_size)
+        results = []
+        for i in range(0, len(paths), 2):
+            similarity = float(embeddings[i] @ embeddings[i + 1])
+            results.append({"input": [paths[i], paths[i + 1]], "similarity": round(similarity, 4),
+                            "same": similarity >= point["threshold"], **point})
+        return results, embeddings
 
     def _operating_point(self, options: FacePredictOptions) -> dict[str, Any]:
         if options.threshold is not None:
             return {"threshold": options.threshold, "calibrated_far": None, "source": "--threshold"}
-        point = self._saved_point()
+        point = self.saved_point()
         if point is None:
-            raise CrossfuseError(f"{self.run_dir}: no calibrated threshold in report.json (the run has not "
-                                 f"finished?); give --threshold VALUE")
+            raise CrossfuseError(f"{self.run_dir}: no calibrated threshold (neither task_state.json nor report.json "
+                                 f"holds one: the run has not finished?); give --threshold VALUE")
         return {"threshold": point["threshold"], "calibrated_far": point["target_far"],
                 "source": "validation pairs of the run"}
 
-    def _saved_point(self) -> dict[str, Any] | None:
-        """The operating point calibrated on validation and saved in the run's report, if there is one."""
-        report = RunDir(self.run_dir).read_report() if self.run_dir is not None else None
-        return ((report or {}).get("splits", {}).get("validation") or {}).get("operating_point")
-
-    def _identify(self, model: Any, probes: list[str], options: FacePredictOptions, point: dict) -> list[dict]:
-        names, gallery = self._gallery(model, options)
-        scores = self.embed(model, probes, options.batch_size) @ gallery.T
+    def _identify(self, model: Any, inputs: list[Any], options: FacePredictOptions,
+                  point: dict[str, Any]) -> list[dict[str, Any]]:
+        probes = [str(p) for p in expand_inputs(inputs, self.input_extensions)]
+        gallery = self._gallery(model, options)
         results = []
-        for probe, row in zip(probes, scores):
-            best: dict[str, float] = {}
-            for name, score in zip(names, row):  # an identity scores its best enrolled image
-                best[name] = max(best.get(name, -1.0), float(score))
-            ranked = sorted(best.items(), key=lambda item: -item[1])[: options.top_k]
+        for probe, ranked in zip(probes, search(gallery, self.embed(model, probes, options.batch_size), options.top_k)):
             top, similarity = ranked[0]
             results.append({"input": probe, "label": top if similarity >= point["threshold"] else "unknown",
-                            "matches": [{"identity": n, "similarity": round(s, 4)} for n, s in ranked], **point})
+                            "matches": describe_matches(ranked), **point})
         return results
 
-    def _gallery(self, model: Any, options: FacePredictOptions) -> tuple[list[str], np.ndarray]:
-        """Enrol identity folders (saving embeddings and names, never pixels) or load a saved gallery."""
-        from safetensors.numpy import load_file, save_file
+    def _gallery(self, model: Any, options: FacePredictOptions) -> Gallery:
+        """A saved gallery file, or identity folders enrolled now (embeddings and names saved, never pixels)."""
+        source = options.gallery
+        if Path(source).is_file():
+            return load_gallery(source)
+        faces = read_kind(self.name, source, "identity-folders", self.config.data, "--gallery", FaceImage)
+        return enrol(faces, lambda paths: self.embed(model, paths, options.batch_size), source, options.output,
+                     self.run_dir)
 
-        source = Path(options.gallery)
-        if source.is_file():
-            if not source.name.endswith(GALLERY_SUFFIX):
-                raise DataError(f"{source}: a gallery is a folder of identity folders or a *{GALLERY_SUFFIX} file")
-            tensors = load_file(str(source))
-            names = json.loads(bytes(tensors["names"]).decode("utf-8"))
-            return names, tensors["embeddings"]
-        faces = read_identity_folders(source)
-        embeddings = self.embed(model, [face.path for face in faces], options.batch_size)
-        names = [face.identity for face in faces]
-        target = Path(options.output) if options.output else (
-            Path(self.run_dir or ".") / "galleries" / f"{source.resolve().name}-{time.strftime('%Y%m%d-%H%M%S')}")
-        path = target / f"{source.resolve().name}{GALLERY_SUFFIX}"
-        if path.exists():
-            raise CrossfuseError(f"{path} exists: choose another --output folder (galleries are never written over)")
-        target.mkdir(parents=True, exist_ok=True)
-        encoded = np.frombuffer(json.dumps(names).encode("utf-8"), dtype=np.uint8)
-        atomic_write(path, lambda tmp: save_file({"embeddings": embeddings.astype(np.float32), "names": encoded},
-                                                 tmp, metadata={"run": str(self.run_dir), "source": str(source)}))
-        return names, embeddings
+    def explain(self, model: Any, inputs: list[Any], options: FacePredictOptions, output_dir: Path) -> list[dict]:
+        """1:1 predictions with a Grad-CAM heat map per image (:mod:`crossfuse_face.explain`)."""
+        from .explain import explain_pairs
+
+        if options.gallery:
+            raise CrossfuseError("--explain draws heat maps for 1:1 pairs; run it without --gallery")
+        with torch.no_grad():
+            results, embeddings = self._match(model, inputs, options, self._operating_point(options))
+        explained = []
+        per_chunk = max(1, options.batch_size // 2)  # two images per pair
+        for start in range(0, len(results), per_chunk):
+            chunk = results[start:start + per_chunk]
+            rows = torch.from_numpy(embeddings[2 * start: 2 * (start + len(chunk))])
+            explained += explain_pairs(chunk, self._tensors, rows, model, output_dir, first=start)
+        return explained
+
+    def _tensors(self, paths: list[str]) -> torch.Tensor:
+        return torch.stack([self.preprocess(self.load_input(p), train=False)[0] for p in paths])
 
     def describe_prediction(self, prediction: dict[str, Any]) -> str:
         point = f"threshold {prediction['threshold']:.4f}" + (
@@ -373,7 +329,8 @@ class SecurityFaceMatchTask(Task):
             return f"{prediction['input']}\t{prediction['label']}\t{ranked}\t{point}"
         verdict = "same" if prediction["same"] else "different"
         a, b = prediction["input"]
-        return f"{a}\t{b}\t{verdict}\tsimilarity {prediction['similarity']:.4f}\t{point}"
+        line = f"{a}\t{b}\t{verdict}\tsimilarity {prediction['similarity']:.4f}\t{point}"
+        return line + ("\theat maps: " + " ".join(prediction["heatmaps"]) if "heatmaps" in prediction else "")
 
     def draw_report(self, report: dict[str, Any], run_dir: Path) -> list[str]:
         from .report import draw_hardest_false_matches, draw_roc
@@ -391,88 +348,3 @@ class SecurityFaceMatchTask(Task):
                 draw_hardest_false_matches(pairs, run_dir / f"hardest_false_matches_{split}.png", threshold)
                 written.append(f"hardest_false_matches_{split}.png")
         return written
-
-
-class PairSet:
-    """An evaluation split: the distinct images of its pairs (what the loader feeds the model, each
-    embedded once however many pairs use it) and the pairs as indices into them."""
-
-    def __init__(self, pairs: Sequence[Pair]):
-        self.pairs = list(pairs)
-        self.images = sorted({path for pair in self.pairs for path in (pair.a, pair.b)})
-        position = {path: i for i, path in enumerate(self.images)}
-        self.first = np.array([position[pair.a] for pair in self.pairs], dtype=int)
-        self.second = np.array([position[pair.b] for pair in self.pairs], dtype=int)
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> str:
-        return self.images[index]
-
-
-class TrainingFaces:
-    """The training images as (augmented input tensor, identity index) items."""
-
-    def __init__(self, images: list[FaceImage], task: SecurityFaceMatchTask):
-        self.images = images
-        self.task = task
-        self.labels = {name: i for i, name in enumerate(task.identities)}
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        image = self.images[index]
-        return {"image": self.task.preprocess(image.path, augment=True),
-                "label": self.labels[image.identity]}
-
-
-def _augmentation(config: FaceAugmentConfig):
-    from torchvision.transforms import v2
-
-    steps: list[Any] = []
-    if config.hflip > 0:
-        steps.append(v2.RandomHorizontalFlip(config.hflip))
-    if config.crop_scale and tuple(config.crop_scale) != (1.0, 1.0):
-        low, high = config.crop_scale
-        if not 0 < low <= high <= 1:
-            raise ConfigError(f"data.augment.crop_scale must be [low, high] with 0 < low <= high <= 1, "
-                              f"got {config.crop_scale}")
-        steps.append(_SameSizeCrop(v2.RandomResizedCrop, (low, high)))
-    if config.color_jitter > 0:
-        steps.append(v2.ColorJitter(config.color_jitter, config.color_jitter, config.color_jitter))
-    return v2.Compose(steps) if steps else None
-
-
-class _SameSizeCrop:
-    """RandomResizedCrop back to the image's own size (the backbone's transform resizes after)."""
-
-    def __init__(self, crop: Any, scale: tuple[float, float]):
-        self.crop, self.scale = crop, scale
-
-    def __call__(self, image: Any) -> Any:
-        return self.crop((image.height, image.width), scale=self.scale, ratio=(0.9, 1.1), antialias=True)(image)
-
-
-def _folds(pairs: Sequence[Pair]) -> list[int] | None:
-    """The pairs' LFW folds, or None for a single-fold (Dev) file: the metrics then split it ten ways."""
-    folds = [pair.fold for pair in pairs]
-    return folds if len(set(folds)) > 1 else None
-
-
-def _identification(paths: Sequence[str], embeddings: np.ndarray) -> dict[str, Any]:
-    """Rank-1 on a gallery/probe split of the distinct images in the pairs (identity = the image's folder)."""
-    ids = [Path(p).parent.name for p in paths]
-    gallery, probes = gallery_probe_split(ids)
-    if not len(probes) or len(gallery) < 2:
-        return {}
-    result = rank1_identification(embeddings[gallery], [ids[i] for i in gallery], embeddings[probes],
-                                  [ids[i] for i in probes])
-    return {f"identification_{k}": v for k, v in result.items()}
-
-
-def _check_images(paths: Sequence[str]) -> None:
-    """Open every image once before training, so an unreadable file stops the run before it starts."""
-    for path in paths:
-        load_image(path)

@@ -1,7 +1,7 @@
 """crossfuse-finance: sentiment of financial news (positive / negative / neutral).
 
-Registers the ``finance-sentiment`` task, its dataset formats (Financial PhraseBank
-``Sentences_*.txt``, CSV, TSV, JSONL) and its metrics. Nothing here imports torch: the
+Registers the ``finance-sentiment`` task and its dataset formats (Financial PhraseBank
+``Sentences_*.txt``, CSV, TSV, JSONL). Nothing here imports torch: the
 targets are ``"module:attr"`` strings resolved when a run needs them.
 """
 
@@ -19,19 +19,12 @@ def register_tasks(register):
 
 @hookimpl
 def register_datasets(register):
-    register("phrasebank", "crossfuse_finance.data:read_phrasebank", tasks=[TASK],
+    register("phrasebank", "crossfuse_finance.data:read_phrasebank", tasks=[TASK], extensions=[".txt"],
              description="Financial PhraseBank Sentences_*.txt: text@label per line, latin-1")
-    register("csv", "crossfuse_finance.data:read_csv", tasks=[TASK],
+    register("csv", "crossfuse_finance.data:read_csv", tasks=[TASK], extensions=[".csv"],
              description="CSV with a text and a label column (data.text_column / data.label_column)")
-    register("tsv", "crossfuse_finance.data:read_tsv", tasks=[TASK],
+    register("tsv", "crossfuse_finance.data:read_tsv", tasks=[TASK], extensions=[".tsv"],
              description="Tab-separated file with a text and a label column")
-    register("jsonl", "crossfuse_finance.data:read_jsonl", tasks=[TASK],
+    register("jsonl", "crossfuse_finance.data:read_jsonl", tasks=[TASK], extensions=[".jsonl", ".json"],
              description="JSON Lines, one object per line with text and label keys")
 
-
-@hookimpl
-def register_metrics(register):
-    register("classification", "crossfuse_finance.metrics:classification_metrics",
-             description="accuracy, macro-F1, per-class precision/recall/F1, confusion matrix (scikit-learn)")
-    register("tfidf-logreg", "crossfuse_finance.metrics:tfidf_baseline",
-             description="TF-IDF + logistic-regression baseline (scikit-learn) on the same splits")

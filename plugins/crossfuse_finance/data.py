@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from crossfuse.errors import DataError
-
-EXTENSION_FORMATS = {".txt": "phrasebank", ".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+from crossfuse.media import lines, read_text
 
 
 @dataclass(frozen=True)
@@ -28,15 +27,6 @@ class TextExample:
     where: str = ""
 
 
-def guess_format(path: str | Path) -> str:
-    """The format implied by a file's extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in EXTENSION_FORMATS:
-        raise DataError(f"{path}: cannot tell the format from the extension {suffix or '(none)'!r}; "
-                        f"set data.format to one of phrasebank, csv, tsv, jsonl")
-    return EXTENSION_FORMATS[suffix]
-
-
 def _check_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
@@ -44,27 +34,12 @@ def _check_file(path: str | Path) -> Path:
     return path
 
 
-def _read_text(path: Path, encoding: str) -> str:
-    try:
-        return path.read_text(encoding=encoding)
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not valid {encoding} text (byte {exc.start}); "
-                        f"save the file as UTF-8 or set data.encoding (e.g. latin-1)") from None
-
-
-def _lines(text: str) -> list[str]:
-    """Split on newlines only: str.splitlines() would also split at U+0085, U+2028 ..., which occur
-    inside sentences (a cp1252 ellipsis read as latin-1 is U+0085)."""
-    return [line.rstrip("\r") for line in text.split("\n")]
-
-
 def read_phrasebank(path: str | Path, options: Any = None) -> list[TextExample]:
     """Financial PhraseBank: one ``sentence@label`` per line, latin-1 unless ``data.encoding`` says otherwise."""
     path = _check_file(path)
     encoding = getattr(options, "encoding", None) or "latin-1"
     examples = []
-    for number, line in enumerate(_lines(_read_text(path, encoding)), start=1):
+    for number, line in enumerate(lines(read_text(path, encoding)), start=1):
         if not line.strip():
             continue
         text, sep, label = line.rpartition("@")
@@ -99,7 +74,7 @@ def _read_delimited(path: str | Path, options: Any, delimiter: str) -> list[Text
     path = _check_file(path)
     encoding = getattr(options, "encoding", None) or "utf-8-sig"
     # newline="" keeps line breaks inside quoted fields, as the csv module requires.
-    reader = csv.DictReader(io.StringIO(_read_text(path, encoding), newline=""), delimiter=delimiter)
+    reader = csv.DictReader(io.StringIO(read_text(path, encoding), newline=""), delimiter=delimiter)
     if reader.fieldnames is None:
         raise DataError(f"{path}: the file is empty; expected a header line with "
                         f"{' and '.join(map(repr, _columns(options)))} columns")
@@ -124,7 +99,7 @@ def read_jsonl(path: str | Path, options: Any = None) -> list[TextExample]:
     """JSON Lines: one object per line with the text and label keys."""
     path = _check_file(path)
     rows = []
-    for number, line in enumerate(_lines(_read_text(path, getattr(options, "encoding", None) or "utf-8")), 1):
+    for number, line in enumerate(lines(read_text(path, getattr(options, "encoding", None) or "utf-8")), 1):
         if not line.strip():
             continue
         try:

@@ -1,4 +1,4 @@
-"""Classification metrics (scikit-learn) and the TF-IDF + logistic-regression baseline."""
+"""Where a finance model errs (its most confident mistakes), and the TF-IDF + logistic-regression baseline."""
 
 from __future__ import annotations
 
@@ -6,40 +6,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-
-def classification_metrics(y_true: Sequence[int], probabilities: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro/weighted F1, per-class precision/recall/F1/support and the confusion matrix.
-
-    ``probabilities`` is ``[N, C]``; the prediction is its arg-max. Macro ROC AUC (one-vs-rest)
-    is added for three or more labels when every class occurs in ``y_true``.
-    """
-    from sklearn.metrics import (
-        accuracy_score,
-        confusion_matrix,
-        f1_score,
-        precision_recall_fscore_support,
-        roc_auc_score,
-    )
-
-    y_true = np.asarray(y_true)
-    probabilities = np.asarray(probabilities, dtype=np.float64)
-    y_pred = probabilities.argmax(axis=1)
-    ids = list(range(len(labels)))
-    precision, recall, f1, support = precision_recall_fscore_support(y_true, y_pred, labels=ids, zero_division=0)
-    metrics: dict[str, Any] = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=ids, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=ids, average="weighted", zero_division=0)),
-    }
-    if len(set(y_true.tolist())) == len(labels) and len(labels) > 2:
-        metrics["macro_roc_auc"] = float(roc_auc_score(y_true, probabilities, multi_class="ovr", labels=ids))
-    metrics["per_class"] = {
-        label: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
-        for label, p, r, f, s in zip(labels, precision, recall, f1, support)
-    }
-    metrics["labels"] = list(labels)
-    metrics["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=ids).tolist()
-    return metrics
+from crossfuse.metrics import classification_metrics
 
 
 def confident_errors(samples: Sequence[tuple[str, int]], probabilities: np.ndarray, labels: Sequence[str],

@@ -5,47 +5,46 @@ from __future__ import annotations
 import importlib.resources
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from crossfuse.datasets import Splits
 from crossfuse.errors import ConfigError, DataError
 from crossfuse.heads import BackboneWithHead, build_head
-from crossfuse.plugins import get_plugin_manager
-from crossfuse.task import DataBundle, Task
+from crossfuse.metrics import classification_metrics
+from crossfuse.pictures import draw_confusion_matrices
+from crossfuse.task import ClassifierHead, DataBundle, DataSource, Task
 
-from .data import EXTENSION_FORMATS, TextExample, guess_format
-from .metrics import classification_metrics, confident_errors, tfidf_baseline
-from .report import draw_confusion_matrices
+from .data import TextExample, read_csv
+from .metrics import confident_errors, tfidf_baseline
 
 DEMO_PACKAGE = "crossfuse_finance"
 
 
 @dataclass
-class FinanceData:
-    """``data`` section. With only ``train`` given, ``split`` carves validation and test out of it."""
+class FinanceData(DataSource):
+    """``data`` section. With only ``train`` given, validation and test are carved out of it, stratified."""
 
-    format: str = "demo"  # demo, auto (by extension), or a registered dataset format: phrasebank, csv, ...
-    train: Optional[str] = None
-    validation: Optional[str] = None
-    test: Optional[str] = None
+    test_fraction: float = 0.1
     text_column: str = "text"
     label_column: str = "label"
-    encoding: Optional[str] = None
+    encoding: str | None = None
     labels: list[str] = field(default_factory=lambda: ["negative", "neutral", "positive"])
-    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
 
 
 @dataclass
-class FinanceHead:
-    """``head`` section: classifier on the pooled text features."""
+class FinanceHead(ClassifierHead):
+    """``head`` section: classifier on the pooled text features (type, hidden, dropout, label_smoothing)."""
 
-    type: Literal["linear", "mlp"] = "linear"
-    hidden: int = 256
-    dropout: float = 0.1
-    label_smoothing: float = 0.0
+
+@dataclass
+class FinancePredictOptions:
+    """Options of ``crossfuse predict`` for a finance run."""
+
+    batch_size: int = field(default=64, metadata={"help": "texts per forward pass"})
 
 
 class FinanceSentimentTask(Task):
@@ -57,96 +56,94 @@ class FinanceSentimentTask(Task):
     main_metric = "macro_f1"
     DataConfig = FinanceData
     HeadConfig = FinanceHead
+    PredictOptions = FinancePredictOptions
+
+    @property
+    def label_names(self) -> list[str]:
+        """The class names, in the order of the model's outputs."""
+        return list(self.config.data.labels)
 
     # -- data ----------------------------------------------------------------------------------
-    def load_data(self) -> DataBundle:
-        options: FinanceData = self.config.data
-        if options.format == "demo":
-            root = importlib.resources.files(DEMO_PACKAGE) / "demo_data"
-            train, validation, test = (self._read(root / f"{n}.csv", "csv") for n in ("train", "validation", "test"))
-        else:
-            if not options.train:
-                raise ConfigError(f"data.format={options.format!r} needs data.train (a file path)")
-            train = self._read(options.train, options.format)
-            validation = self._read(options.validation, options.format) if options.validation else None
-            test = self._read(options.test, options.format) if options.test else None
-            train, validation, test = self._carve(train, validation, test)
+    def demo_data(self) -> Splits:
+        paths = self.demo_paths()
+        return Splits(*(read_csv(paths[name]) for name in ("train", "validation", "test")))
+
+    def demo_paths(self) -> dict[str, str]:
+        root = importlib.resources.files(DEMO_PACKAGE) / "demo_data"
+        return {name: str(root / f"{name}.csv") for name in ("train", "validation", "test")}
+
+    def prepare(self, data: DataBundle) -> DataBundle:
+        train, validation = self._ids(data.train), self._ids(data.validation)
+        test = self._ids(data.test) if data.test else None
         for name, split in (("train", train), ("validation", validation)):
             if not split:
-                raise DataError(f"the {name} split is empty: check data.{name} and data.split")
+                raise DataError(f"the {name} split is empty: check data.{name} and data.validation_fraction")
         if len({label for _, label in train}) < 2:
             raise DataError("the train split holds a single label; a classifier needs at least two "
-                            f"(labels: {', '.join(options.labels)})")
-        return DataBundle(train, validation, test, info={"labels": list(options.labels)})
+                            f"(labels: {', '.join(self.label_names)})")
+        return DataBundle(train, validation, test, info={"labels": self.label_names})
 
-    def load_eval_data(self, path: str) -> list[tuple[str, int]]:
-        # A known extension says what the file is, whatever format the run trained on.
-        known = Path(path).suffix.lower() in EXTENSION_FORMATS
-        data_format = "auto" if known or self.config.data.format == "demo" else self.config.data.format
-        samples = self._read(path, data_format)
-        if not samples:
-            raise DataError(f"{path}: no examples found")
-        return samples
+    def prepare_eval(self, samples: Sequence[Any]) -> list[tuple[str, int]]:
+        return self._ids(samples)
 
-    def _read(self, path: Any, data_format: str) -> list[tuple[str, int]]:
-        """Read a file with the registered reader for ``data_format``; map labels to ids."""
-        if data_format == "auto":
-            data_format = guess_format(path)
-        reader = get_plugin_manager().datasets.get(data_format).load()
-        examples: list[TextExample] = reader(path, self.config.data)
-        if not examples:
-            raise DataError(f"{path}: no examples found (empty dataset)")
-        index = {label.lower(): i for i, label in enumerate(self.config.data.labels)}
+    def _ids(self, examples: Sequence[Any]) -> list[tuple[str, int]]:
+        """``TextExample`` items as ``(text, label id)``; an unknown label names where it was found."""
+        index = {label.lower(): i for i, label in enumerate(self.label_names)}
         samples = []
         for example in examples:
+            if not isinstance(example, TextExample):  # already (text, id), e.g. a carved split
+                samples.append(example)
+                continue
             label_id = index.get(example.label.lower())
             if label_id is None:
                 raise DataError(f"{example.where}: unknown label {example.label!r}; expected one of "
-                                f"{', '.join(self.config.data.labels)} (set data.labels to change them)")
+                                f"{', '.join(self.label_names)} (set data.labels to change them)")
             samples.append((example.text, label_id))
         return samples
 
-    def _carve(self, train: list, validation: list | None, test: list | None) -> tuple[list, list, list | None]:
-        """Stratified, seeded validation/test splits out of ``train`` where files were not given."""
+    def split_off(self, samples: list[Any], fraction: float, name: str) -> tuple[list[Any], list[Any]]:
+        """Stratified by label when every label can appear on both sides; tiny data splits plainly."""
         from sklearn.model_selection import train_test_split
 
-        fractions = self.config.data.split
-        if len(fractions) != 3 or any(f < 0 for f in fractions) or fractions[0] <= 0:
-            raise ConfigError(f"data.split must be three non-negative fractions [train, validation, test] with "
-                              f"train > 0, got {fractions}")
-        total = sum(fractions)
-        for name, fraction, given in (("test", fractions[2], test), ("validation", fractions[1], validation)):
-            if given is not None or fraction == 0:
-                continue
-            labels = [label for _, label in train]
-            size = fraction / total
-            carved, classes = round(size * len(train)), len(set(labels))
-            # Stratify when every label can appear on both sides; tiny datasets fall back to a plain split.
-            enough = min(np.bincount(labels)[np.unique(labels)]) >= 2 and min(carved, len(train) - carved) >= classes
-            stratify = labels if enough else None
-            if carved < 1 or carved >= len(train):
-                raise DataError(f"data.split {fractions} leaves no {name} rows out of {len(train)}; give "
-                                f"data.{name} or more data")
-            train, carved = train_test_split(train, test_size=size, random_state=self.config.seed, stratify=stratify)
-            total -= fraction
-            if name == "test":
-                test = carved
-            else:
-                validation = carved
-        return train, validation or [], test
+        if not 0 < fraction < 1:
+            raise ConfigError(f"data.{name}_fraction must be in (0, 1) to carve a {name} split out of data.train, "
+                              f"got {fraction}; or give data.{name}")
+        labels = [self._ids([example])[0][1] for example in samples]
+        carved, classes = round(fraction * len(samples)), len(set(labels))
+        if carved < 1 or carved >= len(samples):
+            raise DataError(f"data.{name}_fraction={fraction} leaves no {name} rows out of {len(samples)}; give "
+                            f"data.{name} or more data")
+        enough = min(np.bincount(labels)[np.unique(labels)]) >= 2 and min(carved, len(samples) - carved) >= classes
+        rest, held = train_test_split(samples, test_size=fraction, random_state=self.config.seed,
+                                      stratify=labels if enough else None)
+        return rest, held
 
-    def collate(self, samples: Sequence[tuple[str, int]]) -> dict[str, Any]:
+    def load_input(self, item: str) -> tuple[str, None]:
+        return (item, None)
+
+    def sample_labels(self, samples: Sequence[tuple[str, int]]) -> list[int]:
+        return [label for _, label in samples]
+
+    def collate(self, samples: Sequence[tuple[str, int | None]]) -> dict[str, Any]:
         texts, labels = zip(*samples)
-        return {"inputs": self.tokenize(list(texts)), "labels": torch.tensor(labels, dtype=torch.long)}
+        batch = {"inputs": self.tokenize(list(texts))}
+        if all(label is not None for label in labels):  # predict inputs carry no label
+            batch["labels"] = torch.tensor(labels, dtype=torch.long)
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"labels": self.label_names}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("labels") and state["labels"] != self.label_names:
+            raise DataError(f"{self.run_dir}: task_state.json lists labels {state['labels']} but config.yaml "
+                            f"{self.label_names}; the run folder was edited by hand")
 
     # -- model ---------------------------------------------------------------------------------
     def build_model(self, backbone: Any) -> BackboneWithHead:
-        if getattr(backbone, "modality", None) != "text":
-            raise ConfigError(f"finance-sentiment needs a text backbone; {self.config.backbone.name!r} is "
-                              f"{getattr(backbone, 'modality', 'unknown')} (see `crossfuse list backbones`)")
         self.tokenize = backbone.tokenize
         head = self.config.head
-        return BackboneWithHead(backbone, build_head(head.type, backbone.feature_dim, len(self.config.data.labels),
+        return BackboneWithHead(backbone, build_head(head.type, backbone.feature_dim, len(self.label_names),
                                                      hidden=head.hidden, dropout=head.dropout))
 
     def training_step(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
@@ -154,31 +151,49 @@ class FinanceSentimentTask(Task):
         return F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        return {"probabilities": model(**batch["inputs"]).float().softmax(-1), "labels": batch["labels"]}
+        outputs = {"probabilities": model(**batch["inputs"]).float().softmax(-1)}
+        if "labels" in batch:
+            outputs["labels"] = batch["labels"]
+        return outputs
 
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Any]) -> dict[str, Any]:
         probabilities = outputs["probabilities"].numpy()
-        metrics = classification_metrics(outputs["labels"].numpy(), probabilities, self.config.data.labels)
-        metrics["confident_errors"] = confident_errors(samples, probabilities, self.config.data.labels)
+        metrics = classification_metrics(outputs["labels"].numpy(), probabilities, self.label_names)
+        metrics["confident_errors"] = confident_errors(samples, probabilities, self.label_names)
         return metrics
 
     # -- use -------------------------------------------------------------------------------
-    @torch.no_grad()
-    def predict(self, model: Any, inputs: list[str], options: Any = None, batch_size: int = 64) -> list[dict[str, Any]]:
-        model.eval()
-        device = next(model.parameters()).device
-        labels = self.config.data.labels
+    def format_prediction(self, item: str, outputs: dict[str, Any]) -> dict[str, Any]:
+        row = outputs["probabilities"].tolist()
+        return {"input": item, "label": self.label_names[int(np.argmax(row))],
+                "probabilities": {label: round(p, 4) for label, p in zip(self.label_names, row)}}
+
+    def explain(self, model: Any, inputs: list[str], options: Any, output_dir: Path) -> list[dict[str, Any]]:
+        """Predictions with integrated-gradients token attributions toward the predicted label."""
+        from crossfuse.explain import token_attributions
+
+        backbone = model.backbone
         results = []
-        for start in range(0, len(inputs), batch_size):
-            encoded = {k: v.to(device) for k, v in self.tokenize(inputs[start:start + batch_size]).items()}
-            for text, row in zip(inputs[start:start + batch_size], model(**encoded).float().softmax(-1).cpu().tolist()):
-                best = int(np.argmax(row))
-                results.append({"input": text, "label": labels[best],
-                                "probabilities": {label: round(p, 4) for label, p in zip(labels, row)}})
+        for chunk in [inputs[i:i + options.batch_size] for i in range(0, len(inputs), options.batch_size)]:
+            with torch.no_grad():
+                predictions = self.predict(model, chunk, options)
+            encoded = {k: v.to(next(model.parameters()).device) for k, v in self.tokenize(chunk).items()}
+            target = [self.label_names.index(p["label"]) for p in predictions]
+            scores = token_attributions(lambda ids, mask: model(input_ids=ids, attention_mask=mask),
+                                        backbone.model.get_input_embeddings(), encoded["input_ids"],
+                                        encoded["attention_mask"], target, backbone.tokenizer)
+            results += [{**p, "attributions": s} for p, s in zip(predictions, scores)]
         return results
 
+    def describe_prediction(self, prediction: dict[str, Any]) -> str:
+        line = super().describe_prediction({k: v for k, v in prediction.items() if k != "attributions"})
+        if "attributions" not in prediction:
+            return line
+        top = sorted(prediction["attributions"], key=lambda pair: -abs(pair[1]))[:5]
+        return line + "\tdriven by: " + ", ".join(f"{token} {score:+.3f}" for token, score in top)
+
     def baseline(self, data: DataBundle) -> dict[str, Any]:
-        return tfidf_baseline(data.train, data.splits(), self.config.data.labels, seed=self.config.seed)
+        return tfidf_baseline(data.train, data.splits(), self.label_names, seed=self.config.seed)
 
     def draw_report(self, report: dict[str, Any], run_dir: Path) -> list[str]:
         return draw_confusion_matrices(report, run_dir)

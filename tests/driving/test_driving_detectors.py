@@ -7,10 +7,11 @@ import math
 import pytest
 import torch
 
+from crossfuse.augment import image_augmentation
 from crossfuse.backbones import build_backbone
 from crossfuse.errors import ConfigError
 from crossfuse_driving.detectors import DETECTORS, DetectorConfig, build_detector, pyramid_layers
-from crossfuse_driving.task import AugmentConfig, build_augmentation
+from crossfuse_driving.task import AugmentConfig
 
 
 def test_pyramid_layers_follow_the_network():
@@ -59,7 +60,7 @@ def test_unknown_detector_names_the_choices():
 def test_augmentation_moves_boxes_with_pixels_and_drops_boxes_pushed_out():
     from torchvision import tv_tensors
 
-    flip = build_augmentation(AugmentConfig(hflip=1.0, color_jitter=0.0, scale=[1.0, 1.0], translate=0.0), 1.0)
+    flip = image_augmentation(AugmentConfig(hflip=1.0, color_jitter=0.0, scale=[1.0, 1.0], translate=0.0), boxes=True)
     image = torch.zeros(3, 50, 100, dtype=torch.uint8)
     image[:, 10:20, 5:15] = 255
     boxes = tv_tensors.BoundingBoxes(torch.tensor([[5.0, 10.0, 15.0, 20.0]]), format="XYXY", canvas_size=(50, 100))
@@ -67,7 +68,7 @@ def test_augmentation_moves_boxes_with_pixels_and_drops_boxes_pushed_out():
     assert out["boxes"].tolist() == [[85.0, 10.0, 95.0, 20.0]]
     assert out["image"][0, 15, 90] == 255 and out["image"][0, 15, 10] == 0
 
-    shift = build_augmentation(AugmentConfig(hflip=0.0, color_jitter=0.0, scale=[1.0, 1.0], translate=0.3), 1.0)
+    shift = image_augmentation(AugmentConfig(hflip=0.0, color_jitter=0.0, scale=[1.0, 1.0], translate=0.3), boxes=True)
     torch.manual_seed(3)
     edge = tv_tensors.BoundingBoxes(torch.tensor([[0.0, 0.0, 2.0, 50.0], [40.0, 10.0, 60.0, 30.0]]), format="XYXY",
                                     canvas_size=(50, 100))
@@ -80,7 +81,30 @@ def test_augmentation_moves_boxes_with_pixels_and_drops_boxes_pushed_out():
 
 
 def test_bad_scale_range_is_a_clear_error():
-    from crossfuse.errors import CrossfuseError
+    with pytest.raises(ConfigError, match=r"data.augment.scale must be \[low, high\]"):
+        image_augmentation(AugmentConfig(scale=[1.2, 0.8]), boxes=True)
 
-    with pytest.raises(CrossfuseError, match=r"data.augment.scale must be \[low, high\]"):
-        build_augmentation(AugmentConfig(scale=[1.2, 0.8]), 1.0)
+
+def test_the_default_augmentation_is_flip_colour_then_affine():
+    from torchvision.transforms import v2
+
+    pipeline = image_augmentation(AugmentConfig(), boxes=True, min_box_size=2.0)
+    kinds = [type(step) for step in pipeline.transforms]
+    assert kinds == [v2.RandomHorizontalFlip, v2.ColorJitter, v2.RandomAffine, v2.ClampBoundingBoxes,
+                     v2.SanitizeBoundingBoxes]
+    assert pipeline.transforms[0].p == 0.5 and pipeline.transforms[1].brightness == (0.8, 1.2)
+    assert pipeline.transforms[2].scale == (0.9, 1.1) and pipeline.transforms[2].translate == (0.05, 0.05)
+    assert pipeline.transforms[4].min_size == 2.0
+
+
+def test_head_lr_reaches_the_pyramid_and_head_but_not_the_backbone():
+    from crossfuse.api import resolve_config, task_class
+
+    task = task_class("driving-detection")(resolve_config("driving-detection", overrides=["head.strides=[4,8,16]"]))
+    backbone = build_backbone("tiny-cnn")
+    task.backbones = {"backbone": backbone}
+    model = task.build_model(backbone)
+    fresh = {id(p) for p in task.fresh_parameters(model)}
+    inherited = {id(p) for p in backbone.parameters()}
+    assert fresh and not fresh & inherited  # the detector shares the backbone's own parameters
+    assert fresh | inherited == {id(p) for p in model.parameters()}

@@ -2,20 +2,23 @@
 
 KITTI (15 columns, DontCare, truncation and occlusion), COCO (xywh, iscrowd), Pascal VOC (1-based
 corners, difficult); every malformed input is a DataError naming the file and the line, annotation
-or object. sanitize clips and drops degenerate boxes; read_dataset tells the layouts apart.
+or object. sanitize clips and drops degenerate boxes; the core's dataset registry tells the layouts
+apart (``data.format: auto``) and hands each reader its ``data.*`` options.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from crossfuse.errors import DataError
+from crossfuse.datasets import read, resolve_format
+from crossfuse.errors import ConfigError, DataError
 from crossfuse_driving.formats import (
     DetectionSample,
     DetObject,
     class_names,
     read_coco,
-    read_dataset,
     read_kitti,
     read_voc,
     sanitize,
@@ -294,27 +297,46 @@ def test_sanitize_min_size_is_a_threshold_in_pixels():
     assert removed == 1 and [o.box for o in cleaned.objects] == [(0, 0, 4, 10)]
 
 
-def test_read_dataset_tells_the_layouts_apart(tmp_path):
+TASK = "driving-detection"
+
+
+def test_auto_format_tells_the_layouts_apart(tmp_path):
     training = write_kitti(tmp_path / "kitti", {"000000": [kitti_line("Car", (1, 2, 3, 4))]})
     coco = write_coco(tmp_path / "coco", coco_document([{"id": 1, "image_id": 1, "category_id": 2,
                                                          "bbox": [1, 2, 3, 4]}]))
     voc = write_voc(tmp_path / "voc", {"a": voc_xml("a.jpg", [("dog", (2, 3, 4, 5), 0)])})
-    options = {"image_dir": "image_2", "label_dir": "label_2", "image_root": None}  # as the task passes them
-    assert boxes(read_dataset(tmp_path / "kitti", **options)[0]) == [("Car", (1.0, 2.0, 3.0, 4.0))]
-    assert boxes(read_dataset(training, "kitti", **options)[0]) == [("Car", (1.0, 2.0, 3.0, 4.0))]
-    assert boxes(read_dataset(coco, **options)[0]) == [("person", (1.0, 2.0, 4.0, 6.0))]
-    assert boxes(read_dataset(voc, **options)[0]) == [("dog", (1.0, 2.0, 4.0, 5.0))]
+    for path, expected in ((tmp_path / "kitti", "kitti"), (training, "kitti"), (coco, "coco"), (voc, "voc")):
+        assert resolve_format(TASK, path, "auto").name == expected
 
 
-def test_read_dataset_says_what_it_looked_for(tmp_path):
+def test_registered_readers_take_their_options_from_the_data_section(tmp_path):
+    training = write_kitti(tmp_path / "kitti", {"000000": [kitti_line("Car", (1, 2, 3, 4))]})
+    (training / "image_2").rename(training / "left")
+    options = SimpleNamespace(image_dir="left", label_dir="label_2", image_set=None, image_root=None)
+    assert boxes(read(TASK, tmp_path / "kitti", "kitti", options)[0]) == [("Car", (1.0, 2.0, 3.0, 4.0))]
+    document = coco_document([{"id": 1, "image_id": 2, "category_id": 2, "bbox": [1, 2, 3, 4]}])
+    coco = write_coco(tmp_path / "annotations", document, with_images=False)
+    for image in document["images"]:
+        write_image(tmp_path / "images" / image["file_name"])
+    options.image_root = str(tmp_path / "images")
+    assert [s.image for s in read(TASK, coco, "auto", options)] == [str(tmp_path / "images" / "a.jpg"),
+                                                                    str(tmp_path / "images" / "b.jpg")]
+    voc = write_voc(tmp_path / "voc", {n: voc_xml(f"{n}.jpg", [("dog", (2, 3, 4, 5), 0)]) for n in "ab"},
+                    image_sets={"val": ["b"]})
+    options.image_set = "val"
+    assert [s.image for s in read(TASK, voc, "auto", options)] == [str(voc / "JPEGImages" / "b.jpg")]
+
+
+def test_auto_format_says_what_it_looked_for(tmp_path):
     (tmp_path / "photos").mkdir()
     with pytest.raises(DataError) as error:
-        read_dataset(tmp_path / "photos")
+        resolve_format(TASK, tmp_path / "photos", "auto")
     message = str(error.value)
     for expected in ("photos", ".json", "Annotations/", "label_2/", "training/label_2/", "data.format"):
         assert expected in message
-    with pytest.raises(DataError, match="unknown dataset format 'yolo'; expected auto, kitti, coco, voc"):
-        read_dataset(tmp_path / "photos", "yolo")
+    with pytest.raises(ConfigError, match="unknown format 'yolo' for driving-detection; choose one of auto, demo, coco, "
+                                          "kitti, voc"):
+        resolve_format(TASK, tmp_path / "photos", "yolo")
 
 
 def test_class_names_counts_objects_per_label():

@@ -1,4 +1,4 @@
-"""driving-detection end to end: a short CPU run, predict, eval, and bad input through the CLI."""
+"""driving-detection end to end: a short CPU run, predict, eval, demo, and bad input through the CLI."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def test_eval_on_kitti_data_and_the_degenerate_box_warning(tiny_detection_run, t
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
     assert metrics["images"] == 4 and 0.0 <= metrics["mAP@.5"] <= 1.0
-    assert "warning:" in result.stderr and "removed 1 degenerate box" in result.stderr
+    assert "warning: --data: removed 1 degenerate box" in result.stderr
+    assert f"the first in {label}" in result.stderr
 
 
 def test_unknown_class_names_the_file_and_line(tiny_detection_run, tmp_path):
@@ -90,7 +91,7 @@ def test_unknown_class_names_the_file_and_line(tiny_detection_run, tmp_path):
 def test_missing_label_file_fails_before_training(tmp_path):
     root = write_kitti_demo(tmp_path / "kitti", 3, seed=2, width=160, height=48)
     (root / "label_2" / "000001.txt").unlink()
-    result = crossfuse("run", "driving-detection", "--set", f"data.train={root}", "--output", tmp_path / "run")
+    result = crossfuse("run", "driving-detection", "--data", root.parent, "--output", tmp_path / "run")
     assert_usage_error(result, "000001")
     assert not (tmp_path / "run").exists()
 
@@ -106,8 +107,8 @@ def test_images_without_objects_and_border_boxes_train(tiny_detection_run):
     border = DetectionSample(path, 160, 48, (DetObject("Car", (0.0, 0.0, 40.0, 48.0)),
                                              DetObject("Pedestrian", (150.0, 10.0, 160.0, 48.0))))
     model.train()
-    loss = task.training_step(model, task.collate([task.load_item(empty, train=True),
-                                                   task.load_item(border, train=True)]))
+    loss = task.training_step(model, task.collate([task.preprocess(empty, train=True),
+                                                   task.preprocess(border, train=True)]))
     assert math.isfinite(loss.item())
     loss.backward()
     assert any(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
@@ -115,8 +116,67 @@ def test_images_without_objects_and_border_boxes_train(tiny_detection_run):
 
 @pytest.mark.parametrize("key, value, message", [
     ("head.detector", "yolo", "unknown detector 'yolo'"),
-    ("data.format", "kitty", "data.format"),
+    ("data.format", "kitty", "data.format: unknown format 'kitty' for driving-detection; choose one of auto, demo, "
+                             "coco, kitti, voc"),
+    ("data.augment.crop_scale", "[0.5,1]", "data.augment.crop_scale is not available with boxes"),
 ])
 def test_bad_config_values_exit_2(tmp_path, key, value, message):
     assert_usage_error(crossfuse("run", "driving-detection", "--set", f"{key}={value}", "--set", "data.demo.train=4",
                                  "--output", tmp_path / "run"), message)
+
+
+def test_eval_on_the_demo_test_folder_reproduces_the_runs_test_map(tiny_detection_run):
+    from crossfuse.api import load
+
+    test_folder = load(tiny_detection_run.run_dir).task.demo_paths()["test"]
+    result = crossfuse("eval", tiny_detection_run.run_dir, "--data", test_folder, "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    expected = tiny_detection_run.report["splits"]["test"]
+    assert metrics["images"] == 6
+    for key in ("mAP@.5", "mAP", "kitti_mAP_moderate"):
+        assert metrics[key] == expected[key]
+
+
+def test_demo_paths_are_kitti_folders_by_split(tiny_detection_run):
+    from crossfuse.api import load
+    from crossfuse_driving.formats import read_kitti
+
+    paths = load(tiny_detection_run.run_dir).task.demo_paths()
+    assert list(paths) == ["train", "validation", "test"]
+    assert [len(read_kitti(paths[split])) for split in paths] == [12, 6, 6]
+    assert read_kitti(paths["test"])[0].image.endswith("000018.png")  # splits never share a scene
+
+
+def test_the_class_list_is_saved_with_the_run_and_checked_on_load(tiny_detection_run, tmp_path):
+    import shutil
+
+    from crossfuse.api import load
+    from crossfuse.errors import DataError
+
+    state = json.loads((tiny_detection_run.run_dir / "task_state.json").read_text())
+    assert state == {"classes": ["Car", "Pedestrian", "Cyclist"]}
+    edited = shutil.copytree(tiny_detection_run.run_dir, tmp_path / "edited")
+    (edited / "task_state.json").write_text(json.dumps({"classes": ["Car", "Truck", "Cyclist"]}))
+    with pytest.raises(DataError, match=r"task_state.json lists classes \['Car', 'Truck', 'Cyclist'\] but config"):
+        load(edited)
+
+
+def test_registered_detection_metrics_are_added_by_name(tiny_detection_run):
+    from crossfuse.api import load
+
+    test_folder = load(tiny_detection_run.run_dir).task.demo_paths()["test"]
+    result = crossfuse("eval", tiny_detection_run.run_dir, "--data", test_folder, "--set", "eval.metrics=[kitti-ap]",
+                       "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["kitti-ap"]["kitti_AP"] == metrics["kitti_AP"]
+    assert metrics["kitti-ap"]["kitti_mAP_hard"] == metrics["kitti_mAP_hard"]
+
+
+def test_predict_help_lists_the_detection_options(tiny_detection_run):
+    result = crossfuse("predict", tiny_detection_run.run_dir, "--help")
+    assert result.returncode == 0, result.stderr
+    for option in ("--score-threshold FLOAT", "keep detections scoring at least this", "--output", "--draw",
+                   "--batch-size INT"):
+        assert option in result.stdout

@@ -8,14 +8,9 @@ import pytest
 from PIL import Image
 
 from crossfuse.errors import DataError
-from crossfuse_face.lfw import (
-    FaceImage,
-    check_image,
-    image_path,
-    load_image,
-    read_identity_folders,
-    read_pairs,
-)
+from crossfuse.media import load_image
+from crossfuse_face.data import check_images
+from crossfuse_face.lfw import FaceImage, image_path, read_identity_folders, read_pairs
 
 from face_files import write_lines, write_people
 
@@ -126,17 +121,12 @@ def test_a_missing_pairs_file_is_an_error(lfw, tmp_path):
         read_pairs(tmp_path / "nope.txt", lfw)
 
 
-def test_load_image_converts_to_rgb(tmp_path):
-    Image.new("L", (5, 4), 200).save(tmp_path / "grey.png")
-    image = load_image(tmp_path / "grey.png")
-    assert image.mode == "RGB" and image.size == (5, 4) and image.getpixel((0, 0)) == (200, 200, 200)
-
-
-def test_an_unreadable_image_names_the_file_and_where_it_was_listed(tmp_path):
+def test_an_unreadable_image_names_the_file_and_who_listed_it(tmp_path):
+    Image.new("RGB", (4, 4)).save(tmp_path / "Ann_0001.jpg")
     broken = tmp_path / "Eve_0001.jpg"
     broken.write_bytes(b"not a jpeg")
     with pytest.raises(DataError) as error:
-        check_image(broken, "pairs.txt, line 7")
-    assert str(error.value).startswith("pairs.txt, line 7: ") and "Eve_0001.jpg" in str(error.value)
+        check_images([str(tmp_path / "Ann_0001.jpg"), str(broken)], "the test pairs")
+    assert "Eve_0001.jpg" in str(error.value) and "referred to by the test pairs" in str(error.value)
     with pytest.raises(DataError, match="cannot read the image"):
         load_image(tmp_path / "missing.jpg")

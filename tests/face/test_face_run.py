@@ -1,8 +1,10 @@
-"""security-face-match end to end: a short CPU run, 1:1 and 1:N predict, and bad input through the CLI."""
+"""security-face-match end to end: a short CPU run, eval, 1:1 and 1:N predict, explanations, task state,
+and bad input through the CLI."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 from cli_runner import assert_usage_error, crossfuse
@@ -115,3 +117,87 @@ def test_people_with_one_image_cannot_form_validation_pairs(tmp_path):
     result = crossfuse("run", "security-face-match", "--backbone", "tiny-cnn", "--set", f"data.train={root}",
                        "--output", tmp_path / "run")
     assert_usage_error(result, "cannot form validation pairs", "at least two images")
+
+
+def _pair_of_one_person(run) -> tuple[Path, Path]:
+    person = sorted(p for p in _demo_test_folder(run).iterdir() if p.is_dir())[0]
+    a, b = sorted(person.iterdir())[:2]
+    return a, b
+
+
+def test_eval_reads_an_lfw_folder_as_well_as_its_pairs_file(tiny_face_run):
+    folder = _demo_test_folder(tiny_face_run)
+    by_folder = crossfuse("eval", tiny_face_run.run_dir, "--data", folder, "--json")
+    assert by_folder.returncode == 0, by_folder.stderr
+    by_file = json.loads(crossfuse("eval", tiny_face_run.run_dir, "--data", folder / "pairs.txt", "--json").stdout)
+    metrics = json.loads(by_folder.stdout)
+    assert metrics["n_pairs"] == 16 and metrics["accuracy"] == by_file["accuracy"]
+    assert metrics["accuracy"] == tiny_face_run.report["splits"]["test"]["accuracy"]
+    assert_usage_error(crossfuse("eval", tiny_face_run.run_dir, "--data", folder / "nope"), "no such file")
+    assert_usage_error(crossfuse("eval", tiny_face_run.run_dir, "--data", folder, "--split", "validation"),
+                       "holds a single split")
+
+
+def test_eval_of_identity_folders_asks_for_pairs(tiny_face_run, tmp_path):
+    root = write_people(tmp_path / "people", {"Ann_A": 2, "Ben_B": 2})
+    assert_usage_error(crossfuse("eval", tiny_face_run.run_dir, "--data", root), "'identity-folders'",
+                       "pairs of images", "data.pairs_format")
+
+
+def test_the_task_state_holds_identities_and_the_operating_point_predict_uses(tiny_face_run, tmp_path):
+    state = json.loads((tiny_face_run.run_dir / "task_state.json").read_text())
+    assert state["operating_point"] == tiny_face_run.report["splits"]["validation"]["operating_point"]
+    assert len(state["identities"]) == 6  # 8 demo people, 2 held out for validation pairs
+    run = tmp_path / "run"
+    shutil.copytree(tiny_face_run.run_dir, run)
+    state["operating_point"]["threshold"] = -1.0  # edited: everything now matches
+    (run / "task_state.json").write_text(json.dumps(state))
+    a, b = _pair_of_one_person(tiny_face_run)
+    [match] = json.loads(crossfuse("predict", run, a, b, "--json").stdout)
+    assert match["threshold"] == -1.0 and match["same"] is True
+    metrics = json.loads(crossfuse("eval", run, "--data", _demo_test_folder(tiny_face_run), "--json").stdout)
+    assert metrics["at_saved_threshold"] == {"threshold": -1.0, "far": 1.0, "tar": 1.0}
+
+
+def test_a_run_saved_before_task_state_predicts_with_its_report(tiny_face_run, tmp_path):
+    run = tmp_path / "old-run"
+    shutil.copytree(tiny_face_run.run_dir, run)
+    (run / "task_state.json").unlink()
+    a, b = _pair_of_one_person(tiny_face_run)
+    [match] = json.loads(crossfuse("predict", run, a, b, "--json").stdout)
+    assert match["threshold"] == tiny_face_run.report["splits"]["validation"]["operating_point"]["threshold"]
+    (run / "report.json").unlink()
+    failed = crossfuse("predict", run, a, b)
+    assert failed.returncode != 0 and "no calibrated threshold" in failed.stderr and "--threshold" in failed.stderr
+    assert crossfuse("predict", run, a, b, "--threshold", "0.5").returncode == 0
+
+
+def test_explain_writes_a_heat_map_for_each_image_of_a_pair(tiny_face_run, tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from crossfuse.explain import save_heatmap
+    from crossfuse.media import load_image
+
+    a, b = _pair_of_one_person(tiny_face_run)
+    result = crossfuse("predict", tiny_face_run.run_dir, a, b, "--explain", "--explain-dir", tmp_path / "why",
+                       "--json")
+    assert result.returncode == 0, result.stderr
+    [match] = json.loads(result.stdout)
+    assert -1.0 <= match["similarity"] <= 1.0 and len(match["heatmaps"]) == 2
+    for image, written in zip((a, b), match["heatmaps"]):
+        assert Path(written).parent == tmp_path / "why" and image.stem in Path(written).name
+        blank = save_heatmap(load_image(image), torch.zeros(32, 32), tmp_path / "blank.png")
+        assert not np.array_equal(np.asarray(Image.open(written)), np.asarray(Image.open(tmp_path / blank)))
+    plain = crossfuse("predict", tiny_face_run.run_dir, a, b, "--explain", "--explain-dir", tmp_path / "again")
+    assert "heat maps: " in plain.stdout
+    assert_usage_error(crossfuse("predict", tiny_face_run.run_dir, a, "--explain"), "takes images in pairs")
+
+
+def test_predict_help_lists_the_face_options(tiny_face_run):
+    text = crossfuse("predict", tiny_face_run.run_dir, "--help").stdout
+    section = text[text.index("Options of this run's task (security-face-match)"):]
+    for option in ("--gallery STR", "--top-k INT", "--threshold FLOAT", "--output STR"):
+        assert option in section
+    assert "calibrated on" in section and "1:N search" in section and "[default: 5]" in section

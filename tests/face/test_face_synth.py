@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crossfuse_face.lfw import load_image, read_identity_folders, read_pairs
+from crossfuse.media import load_image
+from crossfuse_face.lfw import read_identity_folders, read_pairs
 from crossfuse_face.synth import make_names, write_demo_dataset
 
 TINY = {"train_identities": 4, "train_images": 3, "test_identities": 6, "test_images": 3, "size": 32,

@@ -27,7 +27,8 @@ def test_unknown_backbone_suggests_names_and_creates_nothing(tmp_path):
 
 def test_missing_data_file_is_named():
     assert_usage_error(crossfuse("run", "finance-sentiment", "--set", "data.format=csv",
-                                 "--set", "data.train=/nonexistent/train.csv"), "'/nonexistent/train.csv' does not exist")
+                                 "--set", "data.train=/nonexistent/train.csv"),
+                       "data.train: no such file or folder: /nonexistent/train.csv")
 
 
 def test_wrong_columns_are_named(tmp_path):
@@ -82,8 +83,9 @@ def test_console_script_predicts_json_and_plain_output(tiny_run):
 
 def test_overwrite_replaces_a_run_and_resume_continues_one(tmp_path):
     args = ["run", "finance-sentiment", "--backbone", "tiny-bert", "--epochs", "1", "--output", tmp_path / "r",
-            "--set", "train.progress=false"]
+            "--set", "train.progress=false", "--set", "train.keep_resume_state=true"]
     assert crossfuse(*args).returncode == 0
+    assert (tmp_path / "r" / "checkpoints" / "last-state.pt").is_file()
     (tmp_path / "r" / "marker").write_text("old")
     assert crossfuse(*args, "--overwrite").returncode == 0
     assert not (tmp_path / "r" / "marker").exists()
@@ -92,3 +94,45 @@ def test_overwrite_replaces_a_run_and_resume_continues_one(tmp_path):
     assert "training had already finished (step 33)" in resumed.stderr
     assert_usage_error(crossfuse("run", "finance-sentiment", "--output", tmp_path / "r", "--resume", "--epochs", "3"),
                        "--resume continues a run with its saved config")
+
+
+def test_a_finished_run_drops_its_resume_state_unless_asked_to_keep_it(tmp_path):
+    args = ["run", "finance-sentiment", "--backbone", "tiny-bert", "--epochs", "1", "--output", tmp_path / "r",
+            "--set", "train.progress=false", "--set", "train.max_steps=2"]
+    assert crossfuse(*args).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir()) == ["best.safetensors",
+                                                                                "last.safetensors"]
+    assert_usage_error(crossfuse("run", "finance-sentiment", "--output", tmp_path / "r", "--resume"),
+                       "resume state was dropped (train.keep_resume_state=false)")
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path):
+    assert_usage_error(crossfuse("run", "finance-sentiment", "--output", tmp_path / "r", "--resume", "--overwrite"),
+                       "choose one")
+
+
+def test_explain_gives_each_token_an_attribution_toward_the_predicted_label(tiny_run, tmp_path):
+    result = crossfuse("predict", tiny_run.run_dir, "Profit rose sharply", "--explain", "--explain-dir",
+                       tmp_path / "why", "--json")
+    assert result.returncode == 0, result.stderr
+    [prediction] = json.loads(result.stdout)
+    tokens = [token for token, _ in prediction["attributions"]]
+    assert tokens[0] == "[CLS]" and tokens[-1] == "[SEP]" and len(tokens) > 3
+    assert any(abs(score) > 0 for _, score in prediction["attributions"])
+    plain = crossfuse("predict", tiny_run.run_dir, "Profit rose sharply", "--explain", "--explain-dir",
+                      tmp_path / "why2")
+    assert "driven by:" in plain.stdout
+
+
+def test_predict_help_lists_the_runs_task_options_and_eval_takes_device_and_batch_size(tiny_run, tmp_path):
+    help_text = crossfuse("predict", tiny_run.run_dir, "--help").stdout
+    assert "Options of this run's task (finance-sentiment):\n  (none)" in help_text  # --batch-size is the command's
+    path = write_csv(tmp_path / "e.csv", [("Sales rose", "positive"), ("Sales fell", "negative")])
+    result = crossfuse("eval", tiny_run.run_dir, "--data", path, "--device", "cpu", "--batch-size", "1", "--json")
+    assert result.returncode == 0 and sum(map(sum, json.loads(result.stdout)["confusion_matrix"])) == 2
+
+
+def test_demo_command_names_the_demo_files():
+    result = crossfuse("demo", "finance-sentiment", "--json")
+    paths = json.loads(result.stdout)
+    assert set(paths) == {"train", "validation", "test"} and all(p.endswith(".csv") for p in paths.values())

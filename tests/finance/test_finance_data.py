@@ -7,7 +7,7 @@ import json
 import pytest
 
 from crossfuse.errors import DataError
-from crossfuse_finance.data import guess_format, read_csv, read_jsonl, read_phrasebank, read_tsv
+from crossfuse_finance.data import read_csv, read_jsonl, read_phrasebank, read_tsv
 from crossfuse_finance.task import FinanceData
 
 
@@ -79,10 +79,3 @@ def test_jsonl_invalid_line_is_named(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(DataError, match="missing.csv' does not exist"):
         read_csv(tmp_path / "missing.csv", FinanceData())
-
-
-def test_format_is_guessed_from_the_extension():
-    assert [guess_format(f"x{ext}") for ext in (".txt", ".csv", ".TSV", ".jsonl")] == \
-        ["phrasebank", "csv", "tsv", "jsonl"]
-    with pytest.raises(DataError, match="set data.format"):
-        guess_format("data.xlsx")

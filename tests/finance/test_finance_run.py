@@ -103,7 +103,7 @@ def test_chinese_text_trains_and_predicts_with_a_chinese_vocabulary(tmp_path):
     validation = write_csv(tmp_path / "validation.csv", CHINESE)
     result = smoke_fit("finance-sentiment", tmp_path / "run", backbone=str(backbone),
                        overrides=["data.format=csv", f"data.train={train}", f"data.validation={validation}",
-                                  "data.split=[1.0, 0.0, 0.0]"])
+                                  "data.test_fraction=0"])
     model = crossfuse.load(result.run_dir)
     ids = model.task.tokenize(["公司利润大幅增长"])["input_ids"][0]
     assert not torch.any(ids == model.model.backbone.tokenizer.unk_token_id)

@@ -10,9 +10,9 @@ import json
 
 import pytest
 
+from crossfuse.datasets import resolve_format
 from crossfuse.errors import DataError
 from crossfuse_finance.data import (
-    guess_format,
     read_csv,
     read_jsonl,
     read_phrasebank,
@@ -166,10 +166,12 @@ def test_missing_file_is_named(tmp_path, reader):
 
 @pytest.mark.parametrize("name, expected", [("Sentences_AllAgree.txt", "phrasebank"), ("news.csv", "csv"),
                                             ("NEWS.TSV", "tsv"), ("news.jsonl", "jsonl"), ("news.json", "jsonl")])
-def test_format_is_guessed_from_the_extension(name, expected):
-    assert guess_format(name) == expected
+def test_auto_format_is_the_registered_reader_of_the_extension(tmp_path, name, expected):
+    path = write_text(tmp_path / name, "text,label\n")
+    assert resolve_format("finance-sentiment", path, "auto").name == expected
 
 
-def test_unknown_extension_is_refused_with_the_formats_to_choose_from():
-    with pytest.raises(DataError, match="'.xlsx'.*data.format.*phrasebank, csv, tsv, jsonl"):
-        guess_format("news.xlsx")
+def test_unknown_extension_is_refused_with_the_formats_to_choose_from(tmp_path):
+    path = write_text(tmp_path / "news.xlsx", "")
+    with pytest.raises(DataError, match=r"news.xlsx: cannot tell its dataset format.*csv \(files .csv\).*data.format"):
+        resolve_format("finance-sentiment", path, "auto")
