@@ -72,7 +72,7 @@ class VoiceDataConfig(DataSource):
     sample_rate: Optional[int] = None  # None: the backbone's rate (16000 for BC-ResNet); clips are resampled
     silence_fraction: float = 0.1  # _silence_ examples per split, as a share of its command clips
     unknown_fraction: Optional[float] = 0.1  # _unknown_ clips kept per split, same base; None: all
-    feature_norm: Literal["none", "mean"] = "none"  # mean: subtract each clip's mean log-mel per band
+    feature_norm: Literal["none", "mean"] = "mean"  # subtract each clip's mean log-mel per band (none: off)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
     actions: dict[str, dict[str, str]] = field(default_factory=lambda: {k: dict(v) for k, v in
