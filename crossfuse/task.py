@@ -165,13 +165,7 @@ class Task:
         """
         import random
 
-        if not 0 < fraction < 1:
-            raise ConfigError(f"data.{name}_fraction must be in (0, 1) to carve a {name} split out of the "
-                              f"training data, got {fraction}; or give data.{name}")
-        count = round(fraction * len(samples))
-        if count < 1 or count >= len(samples):
-            raise DataError(f"{len(samples)} training samples leave no {name} split at data.{name}_fraction="
-                            f"{fraction}; give data.{name} or more data")
+        count = carve_count(len(samples), fraction, name)
         order = list(range(len(samples)))
         random.Random(self.config.seed).shuffle(order)
         held = set(order[:count])
@@ -334,6 +328,22 @@ class Task:
     def draw_report(self, report: dict[str, Any], run_dir: Path) -> list[str]:
         """Optional: write the task's pictures into ``run_dir``; return their file names."""
         return []
+
+
+def carve_count(total: int, fraction: float, name: str) -> int:
+    """How many of ``total`` training samples ``data.{name}_fraction`` moves into split ``name``.
+
+    Refuses a fraction outside (0, 1), or one that leaves either side empty, naming the key; for
+    :meth:`Task.split_off` overrides that stratify or keep groups together.
+    """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"data.{name}_fraction must be in (0, 1) to carve a {name} split out of the "
+                          f"training data, got {fraction}; or give data.{name}")
+    count = round(fraction * total)
+    if count < 1 or count >= total:
+        raise DataError(f"{total} training samples leave no {name} split at data.{name}_fraction={fraction}; "
+                        f"give data.{name} or more data")
+    return count
 
 
 def check_task_class(cls: type) -> None:

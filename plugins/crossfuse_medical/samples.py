@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from crossfuse.errors import ConfigError, DataError
+from crossfuse.errors import DataError
 from crossfuse.media import read_text
+from crossfuse.task import carve_count
 
 from .images import MedicalImage, input_image
 from .labels import LabelSpace
@@ -79,13 +80,7 @@ def stratified_split(samples: list[Any], fraction: float, name: str, seed: int) 
     on both sides. Data too small to stratify is split at random."""
     from sklearn.model_selection import train_test_split
 
-    if not 0 < fraction < 1:
-        raise ConfigError(f"data.{name}_fraction must be in (0, 1) to carve a {name} split out of the training "
-                          f"data, got {fraction}; or give data.{name}")
-    carved = round(fraction * len(samples))
-    if carved < 1 or carved >= len(samples):
-        raise DataError(f"{len(samples)} training images leave no {name} split at data.{name}_fraction={fraction}; "
-                        f"give data.{name} or more data")
+    carved = carve_count(len(samples), fraction, name)
     keys = [_text(source_key(sample)) for sample in samples]
     counts = Counter(keys)
     keys = [key if counts[key] >= 2 else "(rare)" for key in keys]
