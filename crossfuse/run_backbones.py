@@ -104,6 +104,8 @@ def init_from(backbone: Any, run_dir: str | Path, name: str, modality: str) -> d
     """
     from safetensors.torch import load_file
 
+    from .backbones.weights import adapt_input_channels
+
     source = RunDir.open(run_dir)
     chosen = _source_input(source, name, modality)
     keys_file = snapshot_dir(source, chosen) / KEYS_FILE
@@ -114,16 +116,25 @@ def init_from(backbone: Any, run_dir: str | Path, name: str, modality: str) -> d
     checkpoint = load_file(str(source.best_weights()))
     state = {key_map[key]: tensor for key, tensor in checkpoint.items() if key in key_map}
     expected = backbone.state_dict()
+    adapted = []  # a grey-scale run's first convolution for an RGB one, or the other way round
+    for key, tensor in expected.items():
+        if key in state and state[key].shape != tensor.shape:
+            converted = adapt_input_channels(state[key], tensor.shape)
+            if converted is not None:
+                state[key] = converted
+                adapted.append(key)
     wrong = [k for k in expected if k not in state or state[k].shape != expected[k].shape]
     if wrong:
         raise CrossfuseError(f"init_from: the backbone of {source.path} ({_saved_name(source, chosen)}) does not have "
                              f"this run's architecture ({len(wrong)} of {len(expected)} tensors differ, e.g. "
                              f"{wrong[0]!r}); choose a run with the same backbone")
     backbone.load_state_dict({k: state[k] for k in expected})
+    note = f"; input channels adapted in {', '.join(adapted)}" if adapted else ""
     print(f"init_from: loaded all {len(expected)} backbone tensors from {source.path} "
-          f"({_saved_name(source, chosen)}, task {source.read_config().get('task')})", file=sys.stderr)
+          f"({_saved_name(source, chosen)}, task {source.read_config().get('task')}){note}", file=sys.stderr)
     return {"run": str(source.path), "task": source.read_config().get("task"), "input": chosen,
-            "backbone": _saved_name(source, chosen), "checkpoint": source.best_weights().name}
+            "backbone": _saved_name(source, chosen), "checkpoint": source.best_weights().name,
+            "adapted": adapted}
 
 
 def _source_input(source: RunDir, name: str, modality: str) -> str:

@@ -50,7 +50,34 @@ def test_lightning_checkpoint_loads(tmp_path, capsys, torchvision_resnet18):
     assert report.adapted == ["body.conv1.weight"]  # RGB filters summed for the grey-scale stem
     assert torch.allclose(backbone.body.conv1.weight, torchvision_resnet18["conv1.weight"].sum(1, keepdim=True))
     err = capsys.readouterr().err
-    assert "(file prefix 'model.' -> 'body.')" in err and "summed to 1 channel: body.conv1.weight" in err
+    assert "(file prefix 'model.' -> 'body.')" in err and "input channels adapted" in err and "body.conv1.weight" in err
+
+
+def test_input_channels_are_adapted_both_ways_so_a_grey_picture_gives_the_same_response():
+    from crossfuse.backbones.weights import adapt_input_channels
+
+    rgb = torch.randn(8, 3, 3, 3)
+    grey = adapt_input_channels(rgb, torch.Size([8, 1, 3, 3]))
+    picture = torch.rand(1, 1, 6, 6)
+    conv = torch.nn.functional.conv2d
+    assert torch.allclose(conv(picture, grey), conv(picture.expand(1, 3, 6, 6), rgb), atol=1e-5)
+    back = adapt_input_channels(grey, torch.Size([8, 3, 3, 3]))
+    assert back.shape == (8, 3, 3, 3) and torch.allclose(conv(picture.expand(1, 3, 6, 6), back), conv(picture, grey),
+                                                         atol=1e-5)
+    assert adapt_input_channels(rgb, torch.Size([4, 1, 3, 3])) is None  # other output channels: not adaptable
+    assert adapt_input_channels(torch.randn(8, 2, 3, 3), torch.Size([8, 1, 3, 3])) is None
+
+
+def test_a_grey_backbones_weights_load_into_an_rgb_one(tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    grey = build_backbone("tiny-cnn", in_channels=1)
+    save_file(grey.state_dict(), str(tmp_path / "grey.safetensors"))
+    rgb = build_backbone("tiny-cnn", in_channels=3, weights=str(tmp_path / "grey.safetensors"))
+    report = rgb.weights_report
+    assert report.loaded == len(grey.state_dict()) and len(report.adapted) == 1
+    name = report.adapted[0]
+    assert torch.allclose(rgb.state_dict()[name], grey.state_dict()[name].repeat(1, 3, 1, 1) / 3)
 
 
 def test_sequence_classifier_state_dict_loads_into_the_text_backbone(tmp_path, capsys):

@@ -38,7 +38,7 @@ class WeightsReport:
     not_in_backbone: list[str] = field(default_factory=list)  # file tensors with no place in the backbone
     missing: list[str] = field(default_factory=list)  # backbone tensors the file did not provide
     mismatched: list[str] = field(default_factory=list)  # "name: file [..] vs backbone [..]"
-    adapted: list[str] = field(default_factory=list)  # RGB filters summed for a grey-scale first convolution
+    adapted: list[str] = field(default_factory=list)  # first convolutions remade for 1 or 3 input channels
 
     def summary(self) -> str:
         """``backbone.weights: loaded 120 of 122 tensors from FILE (file prefix '' -> 'body.'); ...``."""
@@ -48,7 +48,7 @@ class WeightsReport:
         if self.mismatched:
             line += f"; shape mismatch: {_names(self.mismatched)}"
         if self.adapted:
-            line += f"; summed to 1 channel: {_names(self.adapted)}"
+            line += f"; input channels adapted (RGB filters summed, or a grey filter split in 3): {_names(self.adapted)}"
         return line
 
 
@@ -68,8 +68,8 @@ def load_weights(module: nn.Module, path: str) -> WeightsReport:
             report.not_in_backbone.append(key)
         elif tensor.shape == target[name].shape:
             loadable[name] = tensor
-        elif _grey_conv(tensor, target[name]):
-            loadable[name] = tensor.sum(dim=1, keepdim=True)
+        elif (adapted := adapt_input_channels(tensor, target[name].shape)) is not None:
+            loadable[name] = adapted
             report.adapted.append(name)
         else:
             report.mismatched.append(f"{key}: file {list(tensor.shape)} vs backbone {list(target[name].shape)}")
@@ -140,17 +140,31 @@ def _prefixes(key: str) -> list[str]:
     return [""] + [".".join(parts[:depth]) + "." for depth in range(1, min(len(parts), _PREFIX_DEPTH) + 1)]
 
 
+def adapt_input_channels(tensor: torch.Tensor, target: torch.Size) -> torch.Tensor | None:
+    """A convolution filter ``[O, C, k, k]`` remade for ``target``'s other number of input channels, or
+    None when the two differ in anything else.
+
+    RGB to grey: the sum of the RGB filters (as timm's ``adapt_input_conv``), so a grey image gets the
+    response the RGB filters give it in colour. Grey to RGB: the grey filter split equally over the
+    three channels, so an RGB copy of a grey image gets the grey filter's response.
+    """
+    shape = tensor.shape
+    if not (len(shape) == 4 and len(target) == 4 and shape[0] == target[0] and shape[2:] == target[2:]):
+        return None
+    if (shape[1], target[1]) == (3, 1):
+        return tensor.sum(dim=1, keepdim=True)
+    if (shape[1], target[1]) == (1, 3):
+        return tensor.repeat(1, 3, 1, 1) / 3
+    return None
+
+
 def _fits(shape: torch.Size, target: torch.Tensor | None) -> bool:
-    return target is not None and (shape == target.shape or _grey_conv_shapes(shape, target.shape))
+    return target is not None and (shape == target.shape or _channels_differ(shape, target.shape))
 
 
-def _grey_conv(tensor: torch.Tensor, target: torch.Tensor) -> bool:
-    return _grey_conv_shapes(tensor.shape, target.shape)
-
-
-def _grey_conv_shapes(shape: torch.Size, target: torch.Size) -> bool:
-    """An RGB convolution filter ``[O, 3, k, k]`` for a grey-scale one ``[O, 1, k, k]``."""
-    return len(shape) == 4 and len(target) == 4 and shape[1] == 3 and target[1] == 1 and \
+def _channels_differ(shape: torch.Size, target: torch.Size) -> bool:
+    """A 3- and a 1-channel convolution filter otherwise alike (see :func:`adapt_input_channels`)."""
+    return len(shape) == 4 and len(target) == 4 and {shape[1], target[1]} == {1, 3} and \
         shape[0] == target[0] and shape[2:] == target[2:]
 
 

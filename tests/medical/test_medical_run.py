@@ -170,3 +170,23 @@ def test_the_default_config_runs_on_a_small_demo(tmp_path):
     report = report_of(tmp_path / "run")
     assert report["backbone"] == "resnet18" and report["sizes"] == {"train": 200, "validation": 50, "test": 50}
     assert "in_channels: 1" in (tmp_path / "run" / "config.yaml").read_text()
+
+
+def test_a_grey_medical_run_starts_an_rgb_face_backbone(multilabel):
+    import torch
+    from safetensors.torch import load_file
+
+    import crossfuse
+    from crossfuse.run_backbones import build_backbones
+
+    run_dir, _ = multilabel
+    config = crossfuse.resolve_config("security-face-match", backbone="tiny-cnn",
+                                      overrides=[f"backbone.init_from={run_dir}"])
+    backbones, origins = build_backbones(crossfuse.api.task_class("security-face-match"), config)
+    trained = {key.removeprefix("backbone."): value
+               for key, value in load_file(str(run_dir / "checkpoints" / "best.safetensors")).items()}
+    (adapted,) = origins["backbone"]["adapted"]  # the grey first convolution, split over R, G and B
+    for key, value in backbones["backbone"].state_dict().items():
+        expected = trained[key].repeat(1, 3, 1, 1) / 3 if key == adapted else trained[key]
+        assert torch.allclose(value, expected), key
+    assert origins["backbone"]["task"] == "medical-imaging"
