@@ -51,26 +51,42 @@ def _padding_baseline(input_ids: torch.Tensor, tokenizer: Any) -> torch.Tensor:
     return torch.where(keep.to(input_ids.device), input_ids, torch.full_like(input_ids, pad))
 
 
-def last_feature_map(module: nn.Module, example: torch.Tensor) -> nn.Module:
-    """The last sub-module of ``module`` whose output for ``example`` is a spatial 4-D feature map
-    (Grad-CAM's layer); global pooling, whose output is 1 x 1, does not count."""
-    found: list[nn.Module] = []
+def spatial_feature_map(module: nn.Module, example: torch.Tensor) -> nn.Module | None:
+    """The last leaf module of ``module`` whose output for ``example`` is a spatial 4-D feature map
+    (Grad-CAM's layer); None when there is none, or when token sequences follow it (a ViT's patch
+    embedding is such a map, but a transformer's evidence lives in its tokens). Global pooling, whose
+    output is 1 x 1, does not count. The module runs once in eval mode (batch-norm statistics stay).
+    """
+    fired: list[tuple[nn.Module, bool, bool]] = []  # (module, spatial map, token sequence)
 
     def record(layer: nn.Module, inputs: Any, output: Any) -> None:
-        if isinstance(output, torch.Tensor) and output.dim() == 4 and output.shape[-1] * output.shape[-2] > 1:
-            found.append(layer)
+        if isinstance(output, torch.Tensor):
+            spatial = output.dim() == 4 and output.shape[-1] * output.shape[-2] > 1
+            fired.append((layer, spatial, output.dim() == 3))
 
     hooks = [m.register_forward_hook(record) for m in module.modules() if not list(m.children())]
+    training = module.training
+    module.eval()
     try:
         with torch.no_grad():
             module(example)
     finally:
+        module.train(training)
         for hook in hooks:
             hook.remove()
-    if not found:
+    last = max((i for i, (_, spatial, _) in enumerate(fired) if spatial), default=None)
+    if last is None or any(tokens for _, _, tokens in fired[last + 1:]):
+        return None
+    return fired[last][0]
+
+
+def last_feature_map(module: nn.Module, example: torch.Tensor) -> nn.Module:
+    """:func:`spatial_feature_map`, required: a ``ValueError`` when ``module`` has none."""
+    layer = spatial_feature_map(module, example)
+    if layer is None:
         raise ValueError(f"{type(module).__name__} produces no spatial feature map for an input of "
                          f"{tuple(example.shape)}; Grad-CAM needs a convolutional layer")
-    return found[-1]
+    return layer
 
 
 def grad_cam(forward: Callable[[torch.Tensor], torch.Tensor], layer: nn.Module, images: torch.Tensor,

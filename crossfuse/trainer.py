@@ -14,6 +14,7 @@ import os
 import random
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -253,9 +254,7 @@ class Trainer:
             if labels is None:
                 raise CrossfuseError(f"train.sampler=balanced: task {self.task.name!r} gives no sample labels "
                                      f"(Task.sample_labels); use train.sampler=shuffle")
-            counts: dict[Any, int] = {}
-            for label in labels:
-                counts[label] = counts.get(label, 0) + 1
+            counts = Counter(labels)
             weights = [1.0 / counts[label] for label in labels]  # every class drawn equally often
         tensor = torch.as_tensor(list(weights), dtype=torch.float64)
         if len(tensor) != len(self.data.train) or bool((tensor < 0).any()) or float(tensor.sum()) <= 0:

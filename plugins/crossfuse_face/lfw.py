@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from crossfuse.errors import DataError
-from crossfuse.media import IMAGE_EXTENSIONS
+from crossfuse.media import IMAGE_EXTENSIONS, lines, read_text
 
 # LFW's pair lists, in the order a folder is searched: the 10-fold protocol first (what papers report).
 PAIRS_FILES = ("pairs.txt", "pairsDevTest.txt", "pairsDevTrain.txt")
@@ -99,12 +99,7 @@ def read_identity_folders(root: str | Path, exts: tuple[str, ...] = IMAGE_EXTENS
 
 def _numbered_lines(path: Path) -> list[tuple[int, list[str]]]:
     """Non-blank lines as (line number, whitespace-split fields): LFW mixes tabs and spaces across copies."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(f"{path}, line {line}: not UTF-8 text (byte {exc.start}); expected an LFW pairs file") from None
-    return [(n, line.split()) for n, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    return [(n, line.split()) for n, line in enumerate(lines(read_text(path)), start=1) if line.strip()]
 
 
 def _header(path: Path, number: int, fields: list[str]) -> tuple[int, int]:
@@ -163,19 +158,19 @@ def read_pairs(pairs_file: str | Path, images_root: str | Path, ext: str = "jpg"
     path = Path(pairs_file)
     if not path.is_file():
         raise DataError(f"pairs file {str(path)!r} does not exist; expected LFW's pairs.txt or pairsDevTest.txt")
-    lines = _numbered_lines(path)
-    if not lines:
+    numbered = _numbered_lines(path)
+    if not numbered:
         raise DataError(f"{path}, line 1: the file is empty; expected a header line such as '10 300'")
-    folds, per_class = _header(path, *lines[0])
-    body, expected = lines[1:], 2 * folds * per_class
+    folds, per_class = _header(path, *numbered[0])
+    body, expected = numbered[1:], 2 * folds * per_class
     if len(body) < expected:
-        last = lines[-1][0]
+        last = numbered[-1][0]
         raise DataError(f"{path}, line {last}: the file ends after {len(body)} pair line(s); the header "
-                        f"({' '.join(lines[0][1])!r}) promises {expected} ({folds} fold(s) x {per_class} matched "
+                        f"({' '.join(numbered[0][1])!r}) promises {expected} ({folds} fold(s) x {per_class} matched "
                         f"+ {per_class} mismatched)")
     if len(body) > expected:
         raise DataError(f"{path}, line {body[expected][0]}: more pair lines than the header "
-                        f"({' '.join(lines[0][1])!r}) promises ({expected}); fix the header or remove the extra lines")
+                        f"({' '.join(numbered[0][1])!r}) promises ({expected}); fix the header or remove the extra lines")
     root = Path(images_root)
     return [_pair(path, number, fields, (i % (2 * per_class)) < per_class, i // (2 * per_class), root, ext)
             for i, (number, fields) in enumerate(body)]

@@ -14,45 +14,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from crossfuse.errors import CrossfuseError
-
-
-def spatial_feature_map(module: nn.Module, example: torch.Tensor) -> Optional[nn.Module]:
-    """The last leaf module of ``module`` whose output for ``example`` is a 4-D map larger than 1 x 1;
-    None when there is none, or when token sequences follow it (a ViT's patch embedding is such a
-    map, but the evidence a transformer ends with lives in its tokens). The module runs once in eval
-    mode, so batch-norm statistics stay as they are.
-
-    (The global pooling at the end of a CNN outputs ``[B, C, 1, 1]``, also 4-D: Grad-CAM over it
-    would paint the whole image one colour, which is why :func:`crossfuse.explain.last_feature_map`
-    is not used here.)
-    """
-    fired: list[tuple[nn.Module, bool, bool]] = []  # (module, spatial map, token sequence)
-
-    def record(layer: nn.Module, _inputs: Any, output: Any) -> None:
-        if isinstance(output, torch.Tensor):
-            spatial = output.dim() == 4 and output.shape[-1] * output.shape[-2] > 1
-            fired.append((layer, spatial, output.dim() == 3))
-
-    hooks = [m.register_forward_hook(record) for m in module.modules() if not list(m.children())]
-    training = module.training
-    module.eval()
-    try:
-        with torch.no_grad():
-            module(example)
-    finally:
-        module.train(training)
-        for hook in hooks:
-            hook.remove()
-    last = max((i for i, (_, spatial, _) in enumerate(fired) if spatial), default=None)
-    if last is None or any(tokens for _, _, tokens in fired[last + 1:]):
-        return None
-    return fired[last][0]
+from crossfuse.explain import spatial_feature_map
 
 
 def cam_layer(backbone: nn.Module, example: torch.Tensor) -> nn.Module:

@@ -126,7 +126,7 @@ class FusionClassifier(nn.Module):
         self.kind = head.fusion if len(self.inputs) == 2 else "concat"  # one input: nothing to fuse
         self.taps: Optional[TokenTaps] = None
         if self.kind == "cross-attention":
-            from .explain import spatial_feature_map
+            from crossfuse.explain import spatial_feature_map
 
             layer = spatial_feature_map(image, example) if example is not None else None
             self.taps = TokenTaps(layer, text.model)

@@ -12,6 +12,7 @@ classification metrics.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -129,7 +130,7 @@ class VoiceCommandTask(Task):
         self.noise_paths = self._noise_paths(self.config.data.train or demo_root())
         self._warn_about(splits["train"])
         info = {"words": self.words, "noise": [Path(p).name for p in self.noise_paths],
-                "clips": {name: _label_counts(clips) for name, clips in splits.items() if clips},
+                "clips": {name: dict(Counter(c.label for c in clips)) for name, clips in splits.items() if clips},
                 "voices": {name: len({c.speaker for c in clips if c.speaker}) for name, clips in splits.items() if clips}}
         return DataBundle(splits["train"], splits["validation"], splits["test"], info=info)
 
@@ -355,11 +356,3 @@ class VoiceCommandTask(Task):
         from .report import draw_report
 
         return draw_report(report, run_dir)
-
-
-def _label_counts(clips: Sequence[VoiceClip]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for clip in clips:
-        counts[clip.label] = counts.get(clip.label, 0) + 1
-    return counts
-
