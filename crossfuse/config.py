@@ -25,6 +25,16 @@ from .errors import ConfigError
 
 
 @dataclass
+class LoraConfig:
+    """LoRA adapters (through ``peft``) on a transformer backbone; ``r: 0`` leaves them off."""
+
+    r: int = 0  # rank of each adapter; 8 or 16 are common starting points
+    alpha: int = 16  # scaling numerator: the update is scaled by alpha / r
+    dropout: float = 0.05
+    target_modules: Optional[list[str]] = None  # module names to adapt; None: peft's choice for the architecture
+
+
+@dataclass
 class BackboneConfig:
     """Which backbone to build and how. Options left ``None`` use the backbone's defaults."""
 
@@ -32,7 +42,10 @@ class BackboneConfig:
     pretrained: bool = True  # the source's pretrained weights (downloaded once, or from a local cache)
     weights: Optional[str] = None  # a local state dict (torchvision, timm, transformers or crossfuse keys)
     init_from: Optional[str] = None  # a finished run directory whose fine-tuned backbone starts this one
-    freeze: bool = False
+    freeze: bool = False  # train nothing of the backbone (a linear probe of the head)
+    train_blocks: Optional[int] = None  # train only the backbone's top N blocks, freeze the rest
+    gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
+    lora: LoraConfig = field(default_factory=LoraConfig)
     trust_remote_code: bool = False
     max_length: Optional[int] = None  # text: tokens per input
     pooling: Optional[Literal["mean", "cls"]] = None  # text: how token states become one vector
@@ -60,6 +73,13 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int = 0
     find_unused_parameters: bool = False  # DDP: for models whose forward skips some parameters
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"  # several processes: auto is ddp; fsdp shards the model
+    nonfinite: Literal["stop", "skip"] = "stop"  # a NaN/inf loss stops the run, or its optimizer step is skipped
+    compile: bool = False  # torch.compile the model
+    channels_last: bool = False  # vision: NHWC memory format (faster convolutions on recent GPUs)
+    tf32: bool = True  # CUDA (Ampere and newer): TF32 matmuls and convolutions in fp32 parts
+    pin_memory: Optional[bool] = None  # page-locked batches for faster copies; None: on with CUDA
+    prefetch_factor: Optional[int] = None  # batches each DataLoader worker prepares ahead (num_workers > 0)
     threads: Optional[int] = None
     checkpoint_every: int = 0
     max_steps: Optional[int] = None
