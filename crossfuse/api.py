@@ -268,13 +268,11 @@ def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite
 
 
 def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: Any, started: float) -> dict[str, Any]:
-    from safetensors.torch import load_file
-
     from .metrics import split_metrics
 
     trainer.barrier()  # the main rank has written the best checkpoint
     best = trainer.run.best_weights()
-    trainer.model.load_state_dict(load_file(str(best)), strict=False)
+    trainer.load_weights(best)
     splits = {}
     if data.validation:  # what is chosen on validation (thresholds, temperatures) is fixed before any report
         outputs = trainer.predict(data.validation)
@@ -283,10 +281,13 @@ def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: 
             trainer.run.write_task_state(task.state_dict())
         splits["validation"] = split_metrics(task, outputs, data.validation)
     splits.update({name: trainer.evaluate(samples) for name, samples in data.splits().items() if name not in splits})
+    # A sharded model runs only with every rank taking part; a whole one only on the main rank.
+    if trainer.dist.is_main or trainer.strategy == "fsdp":
+        for name, samples in data.splits().items():
+            with trainer.autocast():
+                splits[name].update(_model_metrics(task, trainer.model, name, samples))
     if not trainer.dist.is_main:
         return {}
-    for name, samples in data.splits().items():
-        splits[name].update(_model_metrics(task, trainer.model, name, samples))
     report = {
         "task": config.task, "backbone": _backbone_names(config), "seed": config.seed,
         "main_metric": task.main_metric, "best_epoch": state.best_epoch, "steps": state.step,
@@ -328,8 +329,8 @@ class Predictor:
         from safetensors.torch import load_file
 
         from .backbones import build_backbone
+        from .distributed import Distributed, autocast_dtype, load_model_state, select_device
         from .run_backbones import SINGLE, rebuild_configs
-        from .trainer import Distributed, select_device
 
         self.run = RunDir.open(run_dir)
         saved = self.run.read_config()
@@ -343,12 +344,22 @@ class Predictor:
         backbones = {name: build_backbone(c) for name, c in rebuild_configs(self.run, cls, self.config).items()}
         self.task.backbones = backbones
         self.model = self.task.build_model(backbones if cls.inputs else backbones[SINGLE])
-        missing, _ = self.model.load_state_dict(load_file(str(self.run.best_weights())), strict=False)
-        if missing:
-            raise CrossfuseError(f"{self.run.best_weights()} does not match the model: missing {missing[:3]}...")
+        best = self.run.best_weights()
+        load_model_state(self.model, load_file(str(best)), "none", where=str(best), inference=True)
         self.device = select_device(device, Distributed(rank=0, world_size=1, local_rank=0))
+        # The precision the run trained and calibrated with: thresholds chosen on validation then mean the same.
+        self.amp_dtype = autocast_dtype(self.config.train.precision, self.device)
         self.batch_size = batch_size
         self.model.to(self.device).eval()
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        import torch
+
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     def _options(self, options: dict[str, Any]) -> Any:
         options_class = type(self.task).PredictOptions
@@ -365,7 +376,7 @@ class Predictor:
 
         typed = self._options(options)
         self.model.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self._autocast():
             return self.task.predict(self.model, list(inputs), typed)
 
     def explain(self, inputs: Sequence[Any], output: str | Path | None = None, **options: Any) -> list[dict[str, Any]]:
@@ -379,7 +390,7 @@ class Predictor:
             raise CrossfuseError(f"{folder} already holds files; choose another output folder for the explanations")
         folder.mkdir(parents=True, exist_ok=True)
         self.model.eval()
-        with torch.enable_grad():
+        with torch.enable_grad(), self._autocast():
             return self.task.explain(self.model, list(inputs), typed, folder)
 
     def describe(self, prediction: dict[str, Any]) -> str:
@@ -398,9 +409,10 @@ class Predictor:
         dataset = Preprocessed(samples, list(range(len(samples))), self.task, train=False)
         loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size or self.batch_size or 64,
                                              collate_fn=self.task.collate)
-        outputs = collect_outputs(self.task, self.model, loader, self.device)
-        return {**split_metrics(self.task, outputs, samples),
-                **_model_metrics(self.task, self.model, split or "test", samples)}
+        outputs = collect_outputs(self.task, self.model, loader, self.device, self.amp_dtype)
+        with self._autocast():
+            model_metrics = _model_metrics(self.task, self.model, split or "test", samples)
+        return {**split_metrics(self.task, outputs, samples), **model_metrics}
 
     def _eval_samples(self, path: str, split: str | None) -> Any:
         accepts_split = "split" in inspect.signature(self.task.load_eval_data).parameters

@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 failure, 2 usage or input error (a message, no traceback unl
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import traceback
@@ -122,13 +123,18 @@ def plugins_command(as_json: bool, check: bool) -> None:
 @click.option("--seed", type=int)
 @click.option("--resume", is_flag=True, help="Continue the run in --output (default: the latest run of TASK).")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --output.")
+@click.option("--nproc", type=click.IntRange(min=1), help="Train in N local processes (torchrun; one per GPU).")
 def run_command(task: str, config_file: str | None, overrides: tuple[str, ...], resume: bool, overwrite: bool,
-                **options: Any) -> None:
+                nproc: int | None, **options: Any) -> None:
     """Train and evaluate TASK, writing a run directory."""
     from . import api
     from .runs import summarize
 
     api.task_class(task)  # unknown task: fail before anything heavy
+    if nproc and nproc > 1:
+        from .distributed import launch
+
+        raise click.exceptions.Exit(launch(nproc, _without_option(_invocation, "--nproc")))
     result = api.run(task, config=config_file, overrides=overrides, resume=resume, overwrite=overwrite, **options)
     report = result.report
     if not report:  # non-main rank under torchrun
@@ -408,6 +414,8 @@ def _interrupted(interrupt: BaseException) -> int:
     """Ctrl-C: say how to continue (the trainer saved a checkpoint first); exit code 130."""
     from .errors import RunInterrupted
 
+    if os.environ.get("RANK", "0") != "0":
+        return 130  # under torchrun, rank 0 says it once
     if isinstance(interrupt, RunInterrupted):
         click.echo(f"\nInterrupted. The training state is saved in {interrupt.run_dir}/checkpoints; continue with "
                    f"`{interrupt.hint}`.", err=True)
@@ -416,9 +424,26 @@ def _interrupted(interrupt: BaseException) -> int:
     return 130
 
 
+_invocation: list[str] = []  # the arguments main() was given (--nproc passes them on to torchrun)
+
+
+def _without_option(args: list[str], name: str) -> list[str]:
+    """``args`` without ``name VALUE`` / ``name=VALUE``."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == name:
+            skip = True
+        elif not arg.startswith(name + "="):
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: plugin commands, then error handling with the documented exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _invocation[:] = args
     debug = "--debug" in args
     from .plugins import get_plugin_manager
 

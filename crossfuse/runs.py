@@ -37,6 +37,8 @@ METRICS_FILE = "metrics.jsonl"
 REPORT_FILE = "report.json"
 TASK_STATE_FILE = "task_state.json"
 STATE_FILE = "last-state.pt"
+LAST_WEIGHTS = "last.safetensors"
+PENDING = ".next"  # suffix of a checkpoint half written, completed or dropped by RunDir.recover_checkpoint
 
 
 def atomic_write(path: str | Path, writer: Callable[[str], None] | bytes | str) -> Path:
@@ -124,6 +126,7 @@ class RunDir:
         run = cls(path)
         holds_run = (run.path / CONFIG_FILE).is_file()
         if resume:
+            run.recover_checkpoint()
             if not run.has_checkpoint():
                 finished = (run.path / REPORT_FILE).is_file()
                 reason = ("the run finished and its resume state was dropped (train.keep_resume_state=false); "
@@ -163,6 +166,28 @@ class RunDir:
     def has_checkpoint(self) -> bool:
         """Whether a resumable training state is saved."""
         return (self.checkpoint_dir / STATE_FILE).is_file()
+
+    def write_checkpoint(self, write_weights: Callable[[str], None], write_state: Callable[[str], None]) -> None:
+        """Replace the last checkpoint (weights and training state) as one unit: both are written
+        beside the old pair, then renamed into place, weights first. Whenever the process dies, the
+        old pair or the new one can be made whole again by :meth:`recover_checkpoint`."""
+        folder = self.checkpoint_dir
+        weights = atomic_write(folder / (LAST_WEIGHTS + PENDING), write_weights)
+        state = atomic_write(folder / (STATE_FILE + PENDING), write_state)
+        os.replace(weights, folder / LAST_WEIGHTS)
+        os.replace(state, folder / STATE_FILE)
+
+    def recover_checkpoint(self) -> None:
+        """Finish or drop a checkpoint replacement that a killed process left half done."""
+        folder = self.checkpoint_dir
+        weights, state = folder / (LAST_WEIGHTS + PENDING), folder / (STATE_FILE + PENDING)
+        if weights.exists():  # died before the first rename: the previous pair is whole
+            weights.unlink()
+            state.unlink(missing_ok=True)
+        elif state.exists():  # died between the renames: the new weights are in place, so is their state
+            os.replace(state, folder / STATE_FILE)
+        for leftover in folder.glob(".*.tmp"):  # a write cut short inside atomic_write
+            leftover.unlink()
 
     def drop_resume_state(self) -> None:
         """Delete the finished run's resume state (optimizer moments: twice the model's size); the

@@ -12,10 +12,13 @@ import contextlib
 import math
 import os
 import random
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
@@ -24,58 +27,29 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import TrainConfig
+from .distributed import (
+    Distributed,
+    any_rank,
+    autocast_dtype,
+    configure_backends,
+    gather_objects,
+    init_process_group,
+    load_model_state,
+    load_optimizer_state,
+    model_state,
+    no_sync,
+    optimizer_state,
+    select_device,
+    strategy_of,
+    wrap_model,
+)
 from .errors import CrossfuseError
 from .metrics import is_defined, split_metrics
 from .outputs import concat_outputs, move_to, split_rows, to_cpu
-from .runs import STATE_FILE, RunDir, atomic_write, summarize
+from .runs import LAST_WEIGHTS, STATE_FILE, RunDir, atomic_write, summarize
 from .task import DataBundle, Task
 
-# -- process and device ------------------------------------------------------------------------
-
-
-@dataclass
-class Distributed:
-    """Rank information from the launcher's environment (``torchrun`` sets these variables)."""
-
-    rank: int = field(default_factory=lambda: int(os.environ.get("RANK", 0)))
-    world_size: int = field(default_factory=lambda: int(os.environ.get("WORLD_SIZE", 1)))
-    local_rank: int = field(default_factory=lambda: int(os.environ.get("LOCAL_RANK", 0)))
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def select_device(name: str, dist: Distributed) -> torch.device:
-    """``auto`` picks CUDA, then MPS, then CPU; under DDP each rank takes its local GPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            name = "cuda"
-        elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            name = "mps"
-        else:
-            name = "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise CrossfuseError("train.device=cuda but no CUDA device is available; use --device auto or cpu")
-        device = torch.device("cuda", dist.local_rank % torch.cuda.device_count())
-        if dist.enabled:  # NCCL and the CUDA caching allocator work on the current device: one per rank
-            torch.cuda.set_device(device)
-        return device
-    return torch.device(name)
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``precision``; ``auto`` means bf16 (or fp16) on CUDA, fp32 elsewhere."""
-    if precision == "auto":
-        if device.type != "cuda":
-            return None
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+# -- seeding ---------------------------------------------------------------------------------
 
 
 def seed_everything(seed: int) -> None:
@@ -159,6 +133,7 @@ class TrainState:
     best: float | None = None
     best_epoch: int | None = None
     bad_epochs: int = 0
+    skipped_steps: int = 0  # optimizer steps skipped for a NaN / inf loss (train.nonfinite=skip)
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -172,6 +147,16 @@ class Callback:
         pass
 
 
+class StopRequested(KeyboardInterrupt):
+    """Training stopped on request (SIGINT, SIGTERM, :meth:`Trainer.request_stop`) after a checkpoint."""
+
+
+class NonFiniteLoss(CrossfuseError):
+    """The loss became NaN or infinite (``train.nonfinite=stop``); the last checkpoint is untouched."""
+
+    exit_code = 1
+
+
 class Trainer:
     """Train ``model`` on ``task`` with ``data``; write to ``run`` (only on the main rank)."""
 
@@ -180,11 +165,17 @@ class Trainer:
         self.task, self.data, self.config, self.seed, self.run = task, data, config, seed, run
         self.callbacks = list(callbacks)
         self.dist = Distributed()
-        self._init_process_group()
+        init_process_group(self.dist, config.device)
         self.device = select_device(config.device, self.dist)
+        configure_backends(self.device, config.tf32)
         self._set_threads()
+        self.strategy = strategy_of(config.strategy, self.dist)
         self.model = model.to(self.device)
-        self.ddp_model = self._wrap(self.model)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.ddp_model = wrap_model(self.model, self.strategy, self.device, config.find_unused_parameters)
+        if config.compile:  # after DDP, so its bucketing sees the compiled graph's gradients
+            self.ddp_model = torch.compile(self.ddp_model)
         self.amp_dtype = autocast_dtype(config.precision, self.device)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.optimizer = torch.optim.AdamW(param_groups(self.model, config, task.fresh_parameters(self.model)),
@@ -195,27 +186,17 @@ class Trainer:
             self.optimizer, lr_lambda(config.schedule, warmup, self.total_steps))
         self._draw_weights = self._sampling_weights()
         self._undefined_reported = False
+        self._stop_signal: int | None = None
+        self._updating = False  # inside the optimizer step: the weights are not a consistent state
         self.state = TrainState()
         self._mark_boundary()
 
     # -- setup -----------------------------------------------------------------------------
-    def _init_process_group(self) -> None:
-        if self.dist.enabled and not torch.distributed.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() and self.config.device != "cpu" else "gloo"
-            torch.distributed.init_process_group(backend)
-
     def _set_threads(self) -> None:
         # Oversubscribed threads slow small CPUs down several-fold: share the cores between ranks.
         cores = os.cpu_count() or 1
         per_rank = max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size)))
         torch.set_num_threads(self.config.threads or min(torch.get_num_threads(), per_rank))
-
-    def _wrap(self, model: nn.Module) -> nn.Module:
-        if not self.dist.enabled:
-            return model
-        device_ids = [self.device.index] if self.device.type == "cuda" else None
-        return nn.parallel.DistributedDataParallel(model, device_ids=device_ids,
-                                                   find_unused_parameters=self.config.find_unused_parameters)
 
     def _batches_per_epoch(self) -> int:
         per_rank = math.ceil(len(self.data.train) / self.dist.world_size)
@@ -235,10 +216,16 @@ class Trainer:
         else:
             order = torch.multinomial(self._draw_weights, len(self.data.train), replacement=True,
                                       generator=generator).tolist()
-        if self.dist.enabled:  # pad so every rank gets the same number of batches
-            per_rank = math.ceil(len(order) / self.dist.world_size)
-            order = (order * 2)[: per_rank * self.dist.world_size][self.dist.rank:: self.dist.world_size]
-        return order
+        return self._rank_share(order)
+
+    def _rank_share(self, order: list[int]) -> list[int]:
+        """This rank's part of ``order``, padded by wrapping around so every rank runs as many batches
+        (DDP and FSDP need every rank in every collective)."""
+        if not self.dist.enabled:
+            return order
+        per_rank = math.ceil(len(order) / self.dist.world_size)
+        padded = (order * (self.dist.world_size + 1))[: per_rank * self.dist.world_size]
+        return padded[self.dist.rank:: self.dist.world_size]
 
     def _sampling_weights(self) -> torch.Tensor | None:
         """Per-sample drawing weights for ``train.sampler`` (None: a plain shuffle)."""
@@ -266,35 +253,75 @@ class Trainer:
                 train: bool) -> torch.utils.data.DataLoader:
         dataset = Preprocessed(samples, indices, self.task, train)
         # A private generator: creating a loader iterator draws a worker seed, and drawing it from the
-        # global RNG would shift every dropout mask after a resume.
-        generator = torch.Generator().manual_seed(self.seed + self.state.epoch)
+        # global RNG would shift every dropout mask after a resume. Each rank augments its own way.
+        generator = torch.Generator().manual_seed(self.dist.rank_seed(self.seed) + self.state.epoch)
+        workers = self.config.num_workers
+        pin = self.config.pin_memory if self.config.pin_memory is not None else self.device.type == "cuda"
+        extra = {"prefetch_factor": self.config.prefetch_factor} if workers and self.config.prefetch_factor else {}
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=generator,
-                                           collate_fn=self.task.collate, num_workers=self.config.num_workers)
+                                           collate_fn=self.task.collate, num_workers=workers, pin_memory=pin, **extra)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
+    def _to_device(self, batch: Any) -> Any:
+        batch = move_to(batch, self.device)
+        return to_channels_last(batch) if self.config.channels_last else batch
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """Mixed precision as ``train.precision`` asks (a no-op in fp32)."""
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # -- training --------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainState:
-        """Train for ``config.epochs`` (or until early stopping / ``max_steps``)."""
+        """Train for ``config.epochs`` (or until early stopping / ``max_steps``).
+
+        SIGINT and SIGTERM stop the run at the next optimizer step (or the end of the epoch's
+        evaluation) with a checkpoint saved, and raise :class:`KeyboardInterrupt`; a second Ctrl-C
+        stops at once, keeping the previous checkpoint.
+        """
         if resume:
             self.load_checkpoint()
         else:  # dropout and augmentation draw from here: same seed, same run, whatever ran before
-            seed_everything(self.seed)
+            seed_everything(self.dist.rank_seed(self.seed))
             self._mark_boundary()
         try:
-            while self.state.epoch < self.config.epochs and not self._out_of_steps():
-                self._train_epoch()
-                if self._end_epoch():  # also when max_steps ended the epoch early: evaluate, checkpoint
-                    break
+            with self._stop_on_signals():
+                while self.state.epoch < self.config.epochs and not self._out_of_steps():
+                    self._train_epoch()
+                    if self._end_epoch():  # also when max_steps ended the epoch early: evaluate, checkpoint
+                        break
+        except StopRequested:
+            raise  # the checkpoint is saved
         except KeyboardInterrupt:
-            self.save_checkpoint()
+            # Raised outside the signal handler's reach (a callback, a second Ctrl-C): one process can
+            # still save the last boundary, unless the weights were half-way through an update.
+            if not self.dist.enabled and not self._updating:
+                self.save_checkpoint()
             raise
-        if self.run is not None and self.dist.is_main and not self.data.validation:
+        if self.run is not None and not self.data.validation:
             self._save_weights("best.safetensors")
         return self.state
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """Turn the first SIGINT / SIGTERM into a request the loop honours at a consistent point."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request(signum: int, frame: Any) -> None:
+            if self._stop_signal is not None and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now
+            self._stop_signal = signum
+            self._log_console("\nstopping at the next optimizer step after saving a checkpoint "
+                              "(Ctrl-C again to stop at once)")
+
+        previous = {sig: signal.signal(sig, request) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def _out_of_steps(self) -> bool:
         return bool(self.config.max_steps) and self.state.step >= self.config.max_steps
@@ -307,33 +334,60 @@ class Trainer:
         progress = self._progress(total=self._batches_per_epoch(), initial=self.state.batch_in_epoch,
                                   desc=f"epoch {self.state.epoch + 1}/{self.config.epochs}")
         accum, per_epoch = self.config.grad_accum, self._batches_per_epoch()
+        nonfinite = torch.zeros((), dtype=torch.bool, device=self.device)
         for batch in loader:
             boundary = (self.state.batch_in_epoch + 1) % accum == 0 or self.state.batch_in_epoch + 1 == per_epoch
             # The epoch's last group may hold fewer micro-batches: average over the ones it has.
             group = min(accum, per_epoch - self.state.batch_in_epoch // accum * accum)
-            # Under DDP, skip the gradient all-reduce on micro-batches that only accumulate.
-            sync = self.ddp_model.no_sync() if self.dist.enabled and not boundary else contextlib.nullcontext()
-            with sync:
-                with self._autocast():
-                    loss = self.task.training_step(self.ddp_model, move_to(batch, self.device))
+            # Micro-batches that only accumulate skip the gradient reduction across ranks.
+            with no_sync(self.ddp_model, self.strategy, sync=boundary):
+                with self.autocast():
+                    loss = self.task.training_step(self.ddp_model, self._to_device(batch))
+                nonfinite |= ~torch.isfinite(loss.detach())  # checked once per optimizer step: no extra sync
                 self.scaler.scale(loss / group).backward()
             self.state.batch_in_epoch += 1
             progress.update(1)
-            if boundary:
+            if not boundary:
+                continue
+            bad = any_rank(self.dist, self.device, nonfinite)[0]
+            nonfinite.zero_()
+            if bad:
+                self._nonfinite_step(loss)
+            else:
                 self._optimizer_step()
-                progress.set_postfix(loss=f"{loss.item():.4f}")
-                if self.state.step % self.config.log_every == 0:
-                    self._log({"step": self.state.step, "epoch": self.state.epoch, "split": "train",
-                               "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]})
-                if self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0:
-                    self.save_checkpoint()
-                for callback in self.callbacks:
-                    callback.on_step_end(self, self.state)
-                if self._out_of_steps():
-                    break
+                self._after_step(loss, progress)
+            self._stop_if_requested()
+            if self._out_of_steps():
+                break
         progress.close()
 
+    def _after_step(self, loss: torch.Tensor, progress: Any) -> None:
+        progress.set_postfix(loss=f"{loss.item():.4f}")
+        if self.state.step % self.config.log_every == 0:
+            self._log({"step": self.state.step, "epoch": self.state.epoch, "split": "train",
+                       "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]})
+        if self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0:
+            self.save_checkpoint()
+        for callback in self.callbacks:
+            callback.on_step_end(self, self.state)
+
+    def _nonfinite_step(self, loss: torch.Tensor) -> None:
+        """A NaN / inf loss in this accumulation group (on any rank): stop, or drop its gradients."""
+        where = f"optimizer step {self.state.step + 1} (epoch {self.state.epoch + 1}, batch {self.state.batch_in_epoch})"
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.config.nonfinite == "stop":
+            last = "no checkpoint yet" if self.run is None or not self.run.has_checkpoint() else \
+                f"the last checkpoint in {self.run.checkpoint_dir} is untouched"
+            raise NonFiniteLoss(f"the training loss became {loss.item()} at {where}; {last}. Lower train.lr, set "
+                                f"train.grad_clip or train.precision=fp32, check the data of that batch, or set "
+                                f"train.nonfinite=skip to drop such steps")
+        self.state.skipped_steps += 1
+        self._mark_boundary()  # a resume continues after the dropped micro-batches
+        self._log({"step": self.state.step, "epoch": self.state.epoch, "split": "train", "skipped": where})
+        self._log_console(f"warning: loss {loss.item()} at {where}: step skipped (train.nonfinite=skip)")
+
     def _optimizer_step(self) -> None:
+        self._updating = True
         if self.config.grad_clip:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
@@ -343,6 +397,7 @@ class Trainer:
         self.scheduler.step()
         self.state.step += 1
         self._mark_boundary()
+        self._updating = False
 
     def _mark_boundary(self) -> None:
         """Remember where the last optimizer step left data and RNG: a checkpoint resumes from there,
@@ -365,7 +420,20 @@ class Trainer:
         self.state.batch_in_epoch = 0
         self._mark_boundary()
         self.save_checkpoint()
+        self._stop_if_requested(saved=True)
         return stop
+
+    def request_stop(self) -> None:
+        """Stop at the next optimizer step with a checkpoint saved (what SIGINT and SIGTERM do); ``fit``
+        then raises :class:`StopRequested`, a :class:`KeyboardInterrupt`."""
+        self._stop_signal = self._stop_signal or signal.SIGINT
+
+    def _stop_if_requested(self, saved: bool = False) -> None:
+        """Honour a stop request made on any rank: every rank checkpoints, then all of them stop."""
+        if any_rank(self.dist, self.device, self._stop_signal is not None)[0]:
+            if not saved:
+                self.save_checkpoint()
+            raise StopRequested(f"stopped by signal {self._stop_signal or 'on another rank'} at step {self.state.step}")
 
     def _track_best(self, metrics: dict[str, Any]) -> bool:
         if not metrics:
@@ -404,7 +472,7 @@ class Trainer:
     # -- evaluation ------------------------------------------------------------------------
     def predict(self, samples: Sequence[Any]) -> dict[str, Any]:
         """``predict_step`` outputs for every sample of a split, in order (gathered across ranks)."""
-        indices = list(range(len(samples)))[self.dist.rank:: self.dist.world_size]
+        indices = self._rank_share(list(range(len(samples))))
         loader = self._loader(samples, indices, self.config.eval_batch_size or self.config.batch_size, train=False)
         outputs = collect_outputs(self.task, self.model, loader, self.device, self.amp_dtype)
         if self.dist.enabled:
@@ -412,14 +480,16 @@ class Trainer:
         return outputs
 
     def _gather(self, outputs: dict[str, Any], total: int) -> dict[str, Any]:
-        gathered: list[dict[str, Any]] = [None] * self.dist.world_size  # type: ignore[list-item]
-        torch.distributed.all_gather_object(gathered, outputs)
+        """Every rank's outputs in sample order; rows a rank ran only as padding are dropped."""
+        gathered = gather_objects(self.dist, outputs)
         merged: dict[str, Any] = {}
         for key in outputs:
             items: list[Any] = [None] * total
             for rank, part in enumerate(gathered):
                 for offset, value in enumerate(split_rows(part[key])):
-                    items[rank + offset * self.dist.world_size] = value
+                    position = rank + offset * self.dist.world_size
+                    if position < total:
+                        items[position] = value
             first = outputs[key]
             merged[key] = torch.stack(items) if isinstance(first, torch.Tensor) else items
         return merged
@@ -429,37 +499,67 @@ class Trainer:
         return split_metrics(self.task, self.predict(samples), samples)
 
     # -- checkpoints -----------------------------------------------------------------------
-    def _save_weights(self, name: str) -> None:
-        if self.run is None or not self.dist.is_main:
-            return
-        state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+    def model_state(self) -> dict[str, torch.Tensor]:
+        """The whole model's tensors on the CPU (collective under FSDP: call it on every rank)."""
+        return model_state(self.model, self.strategy)
+
+    def load_weights(self, path: str | Path) -> None:
+        """Load a safetensors checkpoint of this model strictly (on every rank)."""
+        load_model_state(self.model, load_file(str(path)), self.strategy, where=str(path))
+
+    def _weights_writer(self) -> Callable[[str], None] | None:
+        """A function writing the model's weights to a path (None on ranks other than the main one).
+        Collective under FSDP: every rank calls it."""
+        state = self.model_state()
+        if not self.dist.is_main:
+            return None
         metadata = {"step": str(self.state.step), "epoch": str(self.state.epoch)}
-        atomic_write(self.run.checkpoint_dir / name, lambda tmp: save_file(_untie(state), tmp, metadata=metadata))
+        return lambda path: save_file(_untie(state), path, metadata=metadata)
+
+    def _save_weights(self, name: str) -> None:
+        if self.run is None:
+            return
+        writer = self._weights_writer()  # every rank takes part; only the main one writes
+        if writer is not None:
+            atomic_write(self.run.checkpoint_dir / name, writer)
 
     def save_checkpoint(self) -> None:
-        """Write last.safetensors and the training state needed for an exact resume."""
-        if self.run is None or not self.dist.is_main:
+        """Write last.safetensors and the training state needed for an exact resume (the optimizer,
+        the scheduler, the data position and every rank's RNG) as one unit. Collective: every rank
+        calls it."""
+        if self.run is None:
             return
-        self._save_weights("last.safetensors")
+        rngs = gather_objects(self.dist, self._boundary_rng)
+        optimizer = optimizer_state(self.model, self.optimizer, self.strategy)
+        write_weights = self._weights_writer()
+        if write_weights is None:
+            return
         state = {"trainer": {**self.state.__dict__, "batch_in_epoch": self._boundary_batch},
-                 "optimizer": self.optimizer.state_dict(),
-                 "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
-                 "rng": self._boundary_rng, "seed": self.seed}
-        atomic_write(self.run.checkpoint_dir / STATE_FILE, lambda tmp: torch.save(state, tmp))
+                 "optimizer": optimizer, "scheduler": self.scheduler.state_dict(),
+                 "scaler": self.scaler.state_dict(), "rng": rngs, "world_size": self.dist.world_size,
+                 "seed": self.seed}
+        self.run.write_checkpoint(write_weights, lambda path: torch.save(state, path))
 
     def load_checkpoint(self) -> None:
-        """Restore everything :meth:`save_checkpoint` wrote (weights-only unpickling)."""
+        """Restore everything :meth:`save_checkpoint` wrote (weights-only unpickling), after checking
+        that the weights and the state belong together and to this number of processes."""
         assert self.run is not None
-        state = torch.load(self.run.checkpoint_dir / STATE_FILE, map_location="cpu", weights_only=True)
-        weights = load_file(str(self.run.checkpoint_dir / "last.safetensors"))
-        self.model.load_state_dict(weights, strict=False)
-        self.optimizer.load_state_dict(state["optimizer"])
+        if self.dist.is_main:
+            self.run.recover_checkpoint()
+        self.barrier()  # every rank reads what the main rank recovered
+        state_path, weights_path = self.run.checkpoint_dir / STATE_FILE, self.run.checkpoint_dir / LAST_WEIGHTS
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        check_checkpoint_pair(state, weights_path, state_path, self.dist.world_size)
+        self.load_weights(weights_path)
+        load_optimizer_state(self.model, self.optimizer, state["optimizer"], self.strategy)
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["trainer"])
-        set_rng_state(state["rng"])
-        self._boundary_rng, self._boundary_batch = state["rng"], self.state.batch_in_epoch
-        self.run.truncate_log(self.state.step)
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        set_rng_state(rngs[self.dist.rank])
+        self._boundary_rng, self._boundary_batch = rngs[self.dist.rank], self.state.batch_in_epoch
+        if self.dist.is_main:
+            self.run.truncate_log(self.state.step)
         if self.state.epoch >= self.config.epochs or self._out_of_steps():
             self._log_console(f"training had already finished (step {self.state.step}); evaluating again")
         else:
@@ -467,11 +567,7 @@ class Trainer:
 
     def agree(self, value: Any) -> Any:
         """Rank 0's ``value`` on every rank (the run directory a time stamp named, say)."""
-        if not self.dist.enabled:
-            return value
-        box = [value]
-        torch.distributed.broadcast_object_list(box, src=0)
-        return box[0]
+        return gather_objects(self.dist, value)[0]
 
     def barrier(self) -> None:
         """Wait for every rank (no-op without DDP)."""
@@ -498,6 +594,25 @@ class Trainer:
 
         return tqdm(file=sys.stderr, leave=False, dynamic_ncols=True,
                     disable=not (self.config.progress and self.dist.is_main), **kwargs)
+
+
+def check_checkpoint_pair(state: dict[str, Any], weights_path: Path, state_path: Path, world_size: int) -> None:
+    """Refuse a resume whose weights and training state were not written at the same step (a process
+    killed between the two writes), or by another number of processes (data order and RNG differ)."""
+    from safetensors import safe_open
+
+    with safe_open(str(weights_path), framework="pt") as handle:
+        weights_step = (handle.metadata() or {}).get("step")
+    state_step = state["trainer"]["step"]
+    if weights_step is not None and int(weights_step) != int(state_step):
+        raise CrossfuseError(f"{weights_path} holds step {weights_step} but {state_path} step {state_step}: the "
+                             f"process stopped while writing the checkpoint. The run cannot continue exactly; its "
+                             f"best weights are in {weights_path.parent / 'best.safetensors'}")
+    saved = int(state.get("world_size", 1))
+    if saved != world_size:
+        raise CrossfuseError(f"{state_path} was written by {saved} process(es) and this resume runs {world_size}: "
+                             f"the data order and every process's random state depend on it. Resume with "
+                             f"--nproc {saved}")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -527,6 +642,18 @@ class Preprocessed(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> Any:
         return self.task.preprocess(self.samples[self.indices[index]], train=self.train)
+
+
+def to_channels_last(batch: Any) -> Any:
+    """Batched images (4-D floating tensors) in channels-last memory format, the rest unchanged."""
+    if isinstance(batch, torch.Tensor):
+        return batch.contiguous(memory_format=torch.channels_last) if batch.ndim == 4 and batch.is_floating_point() \
+            else batch
+    if isinstance(batch, dict):
+        return {k: to_channels_last(v) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_channels_last(v) for v in batch)
+    return batch
 
 
 def _scalars(metrics: dict[str, Any]) -> dict[str, float | None]:

@@ -255,3 +255,146 @@ def test_nested_outputs_are_moved_to_the_cpu_whole():
     moved = to_cpu(nested)
     assert moved["detections"][0]["boxes"].dtype == torch.float32
     assert not moved["scores"][0].requires_grad
+
+
+def nan_on_call(trainer, call):
+    """Make the task's loss NaN on training_step call number ``call``."""
+    original, calls = trainer.task.training_step, []
+
+    def step(model, batch):
+        calls.append(1)
+        loss = original(model, batch)
+        return loss * float("nan") if len(calls) == call else loss
+
+    trainer.task.training_step = step
+
+
+def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_checkpoint(tmp_path):
+    from crossfuse.trainer import NonFiniteLoss
+
+    trainer = make_trainer(tmp_path / "run", checkpoint_every=2)
+    nan_on_call(trainer, 5)
+    with pytest.raises(NonFiniteLoss, match=r"nan at optimizer step 5 \(epoch 1, batch 5\).*checkpoint.*untouched"):
+        trainer.fit()
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last-state.pt", weights_only=True)
+    assert saved["trainer"]["step"] == 4  # the step before the NaN; nothing NaN was written
+    assert all(torch.isfinite(t).all() for t in load_file(tmp_path / "run" / "checkpoints" / "last.safetensors").values())
+
+
+def test_nonfinite_skip_drops_that_step_and_trains_on(tmp_path):
+    reference = make_trainer(tmp_path / "ref")
+    reference.fit()
+    trainer = make_trainer(tmp_path / "run", nonfinite="skip")
+    nan_on_call(trainer, 5)
+    state = trainer.fit()
+    assert state.skipped_steps == 1 and state.step == reference.state.step - 1
+    assert all(torch.isfinite(t).all() for t in weights(trainer).values())
+    log = (tmp_path / "run" / "metrics.jsonl").read_text()
+    assert '"skipped": "optimizer step 5 (epoch 1, batch 5)"' in log
+
+
+def test_a_stop_request_checkpoints_at_the_next_step_and_resumes_exactly(tmp_path):
+    from crossfuse.trainer import StopRequested
+
+    class StopAt(Callback):
+        def on_step_end(self, trainer, state):
+            if state.step == 4:
+                trainer.request_stop()  # what SIGINT / SIGTERM do
+
+    reference = make_trainer(tmp_path / "ref")
+    reference.fit()
+    stopped = make_trainer(tmp_path / "run", callbacks=[StopAt()])
+    with pytest.raises(StopRequested):
+        stopped.fit()
+    assert stopped.state.step == 4
+    resumed = make_trainer(tmp_path / "run")
+    resumed.fit(resume=True)
+    assert_same_weights(weights(reference), weights(resumed))
+
+
+def test_sigterm_stops_training_with_a_checkpoint(tmp_path):
+    import os
+    import signal
+
+    from crossfuse.trainer import StopRequested
+
+    class SignalAt(Callback):
+        def on_step_end(self, trainer, state):
+            if state.step == 3:
+                os.kill(os.getpid(), signal.SIGTERM)  # a cluster's preemption notice
+
+    trainer = make_trainer(tmp_path / "run", callbacks=[SignalAt()])
+    with pytest.raises(StopRequested, match="signal 15"):
+        trainer.fit()
+    saved = torch.load(tmp_path / "run" / "checkpoints" / "last-state.pt", weights_only=True)
+    assert saved["trainer"]["step"] == 3
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored after fit
+
+
+def checkpoint_files(run):
+    folder = run / "checkpoints"
+    return folder / "last.safetensors", folder / "last-state.pt"
+
+
+@pytest.mark.parametrize("died", ["before the renames", "between the renames"])
+def test_a_checkpoint_replacement_cut_short_leaves_a_whole_pair(tmp_path, died):
+    import os
+
+    reference = make_trainer(tmp_path / "ref")
+    reference.fit()
+    run = tmp_path / "run"
+    first = make_trainer(run, callbacks=[InterruptAt(4)], checkpoint_every=2)
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    weights_file, state_file = checkpoint_files(run)
+    # Simulate a process killed while replacing the step-4 checkpoint by a newer one.
+    newer = {k: v + 1 for k, v in load_file(weights_file).items()}
+    from safetensors.torch import save_file
+    if died == "before the renames":
+        save_file(newer, str(weights_file) + ".next", metadata={"step": "6"})
+        (run / "checkpoints" / "last-state.pt.next").write_bytes(b"partial")
+    else:  # the new weights are in place, their state is still pending
+        os.replace(state_file, str(state_file) + ".next")
+        state_file.write_bytes(b"an older state")
+    resumed = make_trainer(run)
+    resumed.fit(resume=True)
+    assert_same_weights(weights(reference), weights(resumed))
+    assert not list((run / "checkpoints").glob("*.next"))
+
+
+def test_weights_and_state_of_different_steps_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    from crossfuse.errors import CrossfuseError
+
+    run = tmp_path / "run"
+    first = make_trainer(run, callbacks=[InterruptAt(4)])
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    weights_file, _ = checkpoint_files(run)
+    save_file(load_file(weights_file), str(weights_file), metadata={"step": "6"})
+    with pytest.raises(CrossfuseError, match="holds step 6 but .*last-state.pt step 4"):
+        make_trainer(run).fit(resume=True)
+
+
+def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
+    from crossfuse.errors import CrossfuseError
+
+    run = tmp_path / "run"
+    first = make_trainer(run, callbacks=[InterruptAt(4)])
+    with pytest.raises(KeyboardInterrupt):
+        first.fit()
+    _, state_file = checkpoint_files(run)
+    state = torch.load(state_file, weights_only=True)
+    state["world_size"] = 2
+    torch.save(state, state_file)
+    with pytest.raises(CrossfuseError, match="written by 2 process.*Resume with --nproc 2"):
+        make_trainer(run).fit(resume=True)
+
+
+def test_rank_seeds_keep_rank_zero_and_differ_elsewhere():
+    from crossfuse.distributed import Distributed
+
+    seeds = [Distributed(rank=r, world_size=4, local_rank=r).rank_seed(13) for r in range(4)]
+    assert seeds[0] == 13 and len(set(seeds)) == 4
+    assert Distributed(rank=1, world_size=4, local_rank=1).rank_seed(13) == seeds[1]  # reproducible
