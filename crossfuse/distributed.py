@@ -131,6 +131,17 @@ def shard_units(model: nn.Module) -> list[nn.Module]:
     return sorted(units, key=lambda m: -depth[id(m)])
 
 
+def reshard(model: nn.Module, strategy: str) -> None:
+    """Free the gathered parameters FSDP keeps after a forward without backward (evaluation): the
+    optimizer and the state-dict functions work on the sharded ones."""
+    if strategy == "fsdp":
+        from torch.distributed.fsdp import FSDPModule
+
+        for module in model.modules():
+            if isinstance(module, FSDPModule):
+                module.reshard()
+
+
 def no_sync(wrapped: nn.Module, strategy: str, sync: bool) -> contextlib.AbstractContextManager:
     """Skip the gradient reduction on micro-batches that only accumulate (``sync`` False)."""
     if sync or strategy == "none":

@@ -39,6 +39,7 @@ from .distributed import (
     model_state,
     no_sync,
     optimizer_state,
+    reshard,
     select_device,
     strategy_of,
     wrap_model,
@@ -475,6 +476,7 @@ class Trainer:
         indices = self._rank_share(list(range(len(samples))))
         loader = self._loader(samples, indices, self.config.eval_batch_size or self.config.batch_size, train=False)
         outputs = collect_outputs(self.task, self.model, loader, self.device, self.amp_dtype)
+        reshard(self.model, self.strategy)
         if self.dist.enabled:
             outputs = self._gather(outputs, len(samples))
         return outputs

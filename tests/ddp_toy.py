@@ -46,7 +46,7 @@ def main() -> None:
         result.update(step=state.step, skipped=state.skipped_steps, history=state.history)
     except NonFiniteLoss as error:
         result["error"] = str(error)
-    weights = {k: v.tolist() for k, v in trainer.model.state_dict().items()}
+    weights = {k: v.tolist() for k, v in trainer.model_state().items()}  # whole on rank 0 under FSDP
     result["draws"] = gather_objects(trainer.dist, draws[0] if draws else None)
     result["weights_per_rank"] = gather_objects(trainer.dist, weights)
     if trainer.dist.is_main:
