@@ -65,7 +65,17 @@ class MarginHead(nn.Module):
         return torch.where(cosine > self._threshold, phi, cosine - self._fallback)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits ``[N, num_classes]``; pass ``labels`` during training to apply the margin."""
+        """Logits ``[N, num_classes]``; pass ``labels`` during training to apply the margin.
+
+        Always computed in fp32, autocast or not: bf16 keeps 8 bits of mantissa, so cosines of 0.996
+        and 1.0 fall on neighbouring values and an angular margin of 0.5 rad loses its meaning.
+        """
+        if embeddings.dtype in (torch.float16, torch.bfloat16):
+            embeddings = embeddings.float()
+        with torch.autocast(embeddings.device.type, enabled=False):
+            return self._logits(embeddings, labels)
+
+    def _logits(self, embeddings: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         if self.loss == "softmax":
             return F.linear(embeddings, self.weight, self.bias)
         cosine = self.cosine(embeddings)

@@ -113,3 +113,15 @@ def test_embedding_head_shapes_and_no_normalisation():
     assert not torch.allclose(out.norm(dim=1), torch.ones(5))
     head.eval()
     assert head(torch.randn(1, 16)).shape == (1, 8)
+
+
+@pytest.mark.parametrize("loss", ["arcface", "cosface"])
+def test_the_margin_head_stays_in_fp32_under_bf16_autocast(loss):
+    torch.manual_seed(0)
+    head = MarginHead(16, num_classes=5, loss=loss)
+    embeddings, labels = torch.randn(8, 16), torch.arange(8) % 5
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = head(embeddings.bfloat16(), labels)
+    assert mixed.dtype == torch.float32
+    # Only the bf16 rounding of the input remains: far below the margin's own effect.
+    assert torch.allclose(mixed, head(embeddings.bfloat16().float(), labels), atol=1e-5)
