@@ -142,3 +142,17 @@ def test_tiny_datasets_are_split_without_stratification(tmp_path):
     result = smoke_fit("finance-sentiment", tmp_path / "out",
                        overrides=["data.format=csv", f"data.train={write_csv(tmp_path / 't.csv', rows)}"])
     assert sum(result.report["sizes"].values()) == 12
+
+
+@pytest.mark.slow
+def test_a_bf16_run_evaluates_afterwards_to_the_numbers_of_its_report(tmp_path):
+    from crossfuse.api import demo_paths
+
+    run = smoke_fit("finance-sentiment", tmp_path / "run",
+                    overrides=["train.batch_size=32", "train.lr=1e-3", "train.precision=bf16"])
+    predictor = crossfuse.load(run.run_dir)
+    assert predictor.amp_dtype == torch.bfloat16  # eval and predict run as training and calibration did
+    metrics = predictor.evaluate(demo_paths("finance-sentiment")["test"])
+    report = run.report["splits"]["test"]
+    for key in ("macro_f1", "accuracy", "macro_roc_auc"):
+        assert metrics[key] == pytest.approx(report[key], abs=1e-9), key
