@@ -231,7 +231,7 @@ def _resume_target(task: str, config: Any, overrides: Sequence[str], options: di
 
 def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite: bool, callbacks: Sequence[Any],
              started: float) -> RunResult:
-    from .run_backbones import SINGLE, build_backbones, save_snapshots
+    from .run_backbones import SINGLE, build_backbones, save_adapters, save_snapshots
     from .trainer import Trainer, seed_everything
 
     cls = task_class(config.task)
@@ -263,6 +263,7 @@ def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite
         if weights:  # what backbone.weights loaded and what it left out
             report["backbone_weights"] = weights
         report["pictures"] = task.draw_report(report, trainer.run.path)
+        save_adapters(trainer.run, backbones)  # a LoRA run's adapters, also in peft's own format
         trainer.run.write_report(report)
         if not config.train.keep_resume_state:
             trainer.run.drop_resume_state()
@@ -331,9 +332,8 @@ class Predictor:
     def __init__(self, run_dir: str | Path, device: str = "cpu", batch_size: int | None = None):
         from safetensors.torch import load_file
 
-        from .backbones import build_backbone
         from .distributed import Distributed, autocast_dtype, load_model_state, select_device
-        from .run_backbones import SINGLE, rebuild_configs
+        from .run_backbones import SINGLE, rebuild_backbones
 
         self.run = RunDir.open(run_dir)
         saved = self.run.read_config()
@@ -344,7 +344,7 @@ class Predictor:
         state = self.run.read_task_state()
         if state is not None:
             self.task.load_state_dict(state)
-        backbones = {name: build_backbone(c) for name, c in rebuild_configs(self.run, cls, self.config).items()}
+        backbones = rebuild_backbones(self.run, cls, self.config)
         self.task.backbones = backbones
         self.model = self.task.build_model(backbones if cls.inputs else backbones[SINGLE])
         best = self.run.best_weights()

@@ -5,7 +5,8 @@ A task with one input has one backbone, configured under ``backbone:`` and snaps
 one per input, under ``backbones.<input>:`` and ``RUN_DIR/backbones/<input>/``. A snapshot holds
 what rebuilding needs without the original source (tokenizer, model config, processor) and
 ``keys.json``, which says where each backbone tensor sits in the run's checkpoint, so another run
-can start from this one's fine-tuned backbone (``backbone.init_from``).
+can start from this one's fine-tuned backbone (``backbone.init_from``). A LoRA run's adapter can be
+written there in peft's format too (``lora/``, :func:`save_adapters`).
 """
 
 from __future__ import annotations
@@ -42,18 +43,21 @@ def expected_modality(task_class: type, name: str) -> str:
 
 
 def build_backbones(task_class: type, config: RunConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Build every backbone of a run (pretrained weights, ``weights`` files, ``init_from`` runs applied).
+    """Build every backbone of a run (pretrained weights, ``weights`` files, ``init_from`` runs applied, then
+    ``freeze`` / ``train_blocks`` / ``lora`` / ``gradient_checkpointing``).
 
     Returns the backbones by input name, and for those started from another run, where they came from.
     """
     from .backbones import build_backbone
+    from .backbones.adapt import adapt_backbone
 
     built, origins = {}, {}
     for name, backbone_config in backbone_configs(task_class, config).items():
-        backbone = build_backbone(backbone_config)
+        backbone = build_backbone(backbone_config, adapt=False)
         _check_modality(task_class, name, backbone_config.name, backbone)
         if backbone_config.init_from:
             origins[name] = init_from(backbone, backbone_config.init_from, name, expected_modality(task_class, name))
+        adapt_backbone(backbone, backbone_config)  # last: LoRA wraps the weights init_from loaded
         built[name] = backbone
     return built, origins
 
@@ -85,15 +89,62 @@ def save_snapshots(run: RunDir, model: Any, backbones: dict[str, Any]) -> None:
 
 
 def rebuild_configs(run: RunDir, task_class: type, config: RunConfig) -> dict[str, BackboneConfig]:
-    """Backbone configs that rebuild a saved run's architectures offline (weights come from its checkpoint)."""
+    """Backbone configs that rebuild a saved run's architectures offline (weights come from its checkpoint).
+
+    LoRA stays (its adapters are modules the checkpoint holds); what only mattered for training
+    (freeze, train_blocks, gradient_checkpointing) is dropped, so explanations get gradients everywhere.
+    """
     configs = {}
     for name, saved in backbone_configs(task_class, config).items():
         rebuilt = copy.deepcopy(saved)
         rebuilt.pretrained, rebuilt.weights, rebuilt.init_from = False, None, None
+        rebuilt.freeze, rebuilt.train_blocks, rebuilt.gradient_checkpointing = False, None, False
         if (snapshot_dir(run, name) / "config.json").is_file():
             rebuilt.name = str(snapshot_dir(run, name))
         configs[name] = rebuilt
     return configs
+
+
+def rebuild_backbones(run: RunDir, task_class: type, config: RunConfig) -> dict[str, Any]:
+    """The backbones of a saved run by input name, rebuilt offline with the same modules (LoRA adapters
+    included) so that its checkpoint loads into the task's model; their weights come from that checkpoint."""
+    from .backbones import build_backbone
+    from .backbones.adapt import adapt_backbone
+
+    backbones = {}
+    for name, backbone_config in rebuild_configs(run, task_class, config).items():
+        backbones[name] = build_backbone(backbone_config, adapt=False)
+        adapt_backbone(backbones[name], backbone_config, quiet=True)
+    return backbones
+
+
+def save_adapters(run: RunDir, backbones: dict[str, Any]) -> list[Path]:
+    """Write the LoRA adapter of each backbone that has one in peft's format, from the run's best checkpoint,
+    into ``<snapshot>/lora/`` (``adapter_config.json``, ``adapter_model.safetensors``); return the folders.
+
+    ``peft.PeftModel.from_pretrained(base_model, folder)`` then loads it onto the base model. Call it after
+    training: before, the checkpoint holds no adapter weights or only early ones.
+    """
+    from safetensors.torch import load_file, save_file
+
+    from .backbones.adapt import lora_root
+
+    adapted = {name: found for name, backbone in backbones.items() if (found := lora_root(backbone)) is not None}
+    checkpoint = load_file(str(run.best_weights())) if adapted else {}
+    written = []
+    for name, (prefix, root) in adapted.items():
+        key_map = json.loads((snapshot_dir(run, name) / KEYS_FILE).read_text(encoding="utf-8"))
+        start = f"{prefix}." if prefix else ""
+        # peft's file keys: "base_model.model." + the module path in the adapted model, adapter name left out.
+        tensors = {"base_model.model." + key[len(start):].replace(".default.", ".").removesuffix(".default"):
+                   checkpoint[source].contiguous()
+                   for source, key in key_map.items() if ".lora_" in key and key.startswith(start)}
+        folder = snapshot_dir(run, name) / "lora"
+        folder.mkdir(parents=True, exist_ok=True)
+        root.peft_config["default"].save_pretrained(str(folder))
+        save_file(tensors, str(folder / "adapter_model.safetensors"))
+        written.append(folder)
+    return written
 
 
 def init_from(backbone: Any, run_dir: str | Path, name: str, modality: str) -> dict[str, Any]:
@@ -104,6 +155,7 @@ def init_from(backbone: Any, run_dir: str | Path, name: str, modality: str) -> d
     """
     from safetensors.torch import load_file
 
+    from .backbones.adapt import merge_lora
     from .backbones.weights import adapt_input_channels
 
     source = RunDir.open(run_dir)
@@ -115,6 +167,8 @@ def init_from(backbone: Any, run_dir: str | Path, name: str, modality: str) -> d
     key_map = json.loads(keys_file.read_text(encoding="utf-8"))
     checkpoint = load_file(str(source.best_weights()))
     state = {key_map[key]: tensor for key, tensor in checkpoint.items() if key in key_map}
+    # A LoRA run's backbone starts this one as its fine-tuned weights: adapters merged into the base.
+    state, merged = merge_lora(state, float((_saved_section(source, chosen).get("lora") or {}).get("alpha", 16)))
     expected = backbone.state_dict()
     adapted = []  # a grey-scale run's first convolution for an RGB one, or the other way round
     for key, tensor in expected.items():
@@ -130,11 +184,12 @@ def init_from(backbone: Any, run_dir: str | Path, name: str, modality: str) -> d
                              f"{wrong[0]!r}); choose a run with the same backbone")
     backbone.load_state_dict({k: state[k] for k in expected})
     note = f"; input channels adapted in {', '.join(adapted)}" if adapted else ""
+    note += f"; LoRA adapters merged into {len(merged)} weights" if merged else ""
     print(f"init_from: loaded all {len(expected)} backbone tensors from {source.path} "
           f"({_saved_name(source, chosen)}, task {source.read_config().get('task')}){note}", file=sys.stderr)
     return {"run": str(source.path), "task": source.read_config().get("task"), "input": chosen,
             "backbone": _saved_name(source, chosen), "checkpoint": source.best_weights().name,
-            "adapted": adapted}
+            "adapted": adapted, **({"lora_merged": len(merged)} if merged else {})}
 
 
 def _source_input(source: RunDir, name: str, modality: str) -> str:
@@ -155,7 +210,12 @@ def _source_input(source: RunDir, name: str, modality: str) -> str:
                          f"or is the only {modality} one")
 
 
-def _saved_name(source: RunDir, name: str) -> str:
+def _saved_section(source: RunDir, name: str) -> dict[str, Any]:
+    """The saved config section of input ``name``'s backbone in a run."""
     saved = source.read_config()
     section = saved.get("backbone") if name == SINGLE else (saved.get("backbones") or {}).get(name)
-    return (section or {}).get("name", "?")
+    return section or {}
+
+
+def _saved_name(source: RunDir, name: str) -> str:
+    return _saved_section(source, name).get("name", "?")

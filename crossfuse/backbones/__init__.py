@@ -63,11 +63,13 @@ def source_modality(name: str) -> str | None:
     return hf_source_modality(str(where), from_hub=(kind == "hf"))
 
 
-def build_backbone(config: BackboneConfig | dict[str, Any] | str, **overrides: Any):
+def build_backbone(config: BackboneConfig | dict[str, Any] | str, *, adapt: bool = True, **overrides: Any):
     """Build a backbone from a config, a dict of config keys, or just a name.
 
     With ``backbone.weights``, the backbone's ``weights_report`` attribute holds the
-    :class:`WeightsReport` of that file.
+    :class:`WeightsReport` of that file. With ``adapt`` (the default), ``freeze``, ``train_blocks``,
+    ``lora`` and ``gradient_checkpointing`` are applied last (:func:`~.adapt.adapt_backbone`); a caller
+    that loads more weights first (``init_from``) passes ``adapt=False`` and adapts afterwards.
 
     >>> backbone = build_backbone("tiny-bert")              # doctest: +SKIP
     >>> backbone(**backbone.tokenize(["Profit rose"])).shape  # doctest: +SKIP
@@ -84,9 +86,10 @@ def build_backbone(config: BackboneConfig | dict[str, Any] | str, **overrides: A
     backbone = _build_source(config)
     if config.weights:
         backbone.weights_report = load_weights(backbone, config.weights)
-    if config.freeze:
-        for parameter in backbone.parameters():
-            parameter.requires_grad_(False)
+    if adapt:
+        from .adapt import adapt_backbone
+
+        adapt_backbone(backbone, config)
     return backbone
 
 
