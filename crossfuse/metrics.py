@@ -51,6 +51,22 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, bins: int = 15
     return table
 
 
+def reliability(confidence: np.ndarray, outcome: np.ndarray, bins: int = 10) -> dict[str, Any]:
+    """Expected calibration error and reliability-diagram bins for one set of (confidence, 0/1 outcome).
+
+    The bins are :func:`reliability_bins` (equal width on [0, 1], a value
+    on an inner edge in the lower bin, as scikit-learn's ``calibration_curve``; empty bins left out):
+    ``low``, ``high``, ``count``, mean ``confidence`` and observed frequency ``accuracy``.
+    ``ece`` = sum over bins of count / N * |accuracy - confidence| (None for no data).
+    """
+    confidence = np.asarray(confidence, dtype=np.float64)
+    table = reliability_bins(confidence, np.asarray(outcome, dtype=np.float64), bins)
+    if not len(confidence):
+        return {"ece": None, "bins": table}
+    ece = sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in table) / len(confidence)
+    return {"ece": float(ece), "bins": table}
+
+
 def expected_calibration_error(probabilities: Any, labels: Any, bins: int = 15) -> float:
     """ECE: the count-weighted gap between confidence and accuracy over equal-width bins.
 

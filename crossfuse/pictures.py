@@ -60,3 +60,34 @@ def draw_confusion_matrices(report: dict[str, Any], run_dir: str | Path, name: s
     figure.suptitle(f"{report['task']} - {report['backbone']}", fontsize=10)
     figure.tight_layout()
     return [save_figure(figure, Path(run_dir) / name)]
+
+
+def draw_reliability(metrics: dict[str, Any], path: str | Path, title: str = "reliability") -> str:
+    """Reliability diagram of ``metrics["calibration"]`` (``{"kind", "ece", "curves": {name: {"ece",
+    "bins"}}}``, bins from :func:`crossfuse.metrics.reliability`): observed frequency against mean
+    confidence per bin (the diagonal is perfect calibration), one line per curve, and the number of
+    samples per bin underneath. Returns the file name."""
+    plt = pyplot()
+    calibration = metrics["calibration"]
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    curves = calibration["curves"]
+    for index, (name, curve) in enumerate(curves.items()):
+        filled = curve["bins"]  # the core's reliability_bins: empty bins are left out
+        (line,) = top.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], "o-", ms=3, lw=1.2,
+                           label=f"{name}: ECE {_score(curve['ece'])}")
+        width = [(b["high"] - b["low"]) / len(curves) for b in filled]
+        left = [b["low"] + index * w for b, w in zip(filled, width)]
+        bottom.bar(left, [b["count"] for b in filled], width=width, align="edge", color=line.get_color(), alpha=0.7)
+    what = "confidence (top label)" if calibration["kind"] == "top-label" else "predicted probability"
+    top.set(xlim=(0, 1), ylim=(0, 1.01), ylabel="observed frequency",
+            title=f"{title} (ECE {_score(calibration.get('ece'))})")
+    top.legend(loc="upper left", fontsize=7)
+    top.grid(alpha=0.3)
+    bottom.set(xlabel=what, ylabel="samples", ylim=(0, None))
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def _score(value: Any) -> str:
+    return "undefined" if value is None else f"{value:.3f}"

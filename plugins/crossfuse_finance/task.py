@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from crossfuse.calibration import calibration_metrics, fit_temperature, scaled_probabilities
 from crossfuse.datasets import Splits
 from crossfuse.errors import ConfigError, DataError
 from crossfuse.heads import BackboneWithHead, build_head
 from crossfuse.metrics import classification_metrics
-from crossfuse.pictures import draw_confusion_matrices
+from crossfuse.pictures import draw_confusion_matrices, draw_reliability
 from crossfuse.task import ClassifierHead, DataBundle, DataSource, Task
 
 from .data import TextExample, read_csv
@@ -38,6 +39,8 @@ class FinanceData(DataSource):
 @dataclass
 class FinanceHead(ClassifierHead):
     """``head`` section: classifier on the pooled text features (type, hidden, dropout, label_smoothing)."""
+
+    temperature_scaling: bool = True  # fit a temperature on validation: predict prints calibrated probabilities
 
 
 @dataclass
@@ -131,13 +134,21 @@ class FinanceSentimentTask(Task):
             batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
 
+    temperature = 1.0  # softmax temperature, fitted on validation after training (temperature scaling)
+
     def state_dict(self) -> dict[str, Any]:
-        return {"labels": self.label_names}
+        return {"labels": self.label_names, "temperature": self.temperature}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("labels") and state["labels"] != self.label_names:
             raise DataError(f"{self.run_dir}: task_state.json lists labels {state['labels']} but config.yaml "
                             f"{self.label_names}; the run folder was edited by hand")
+        self.temperature = float(state.get("temperature", 1.0))
+
+    def calibrate(self, outputs: dict[str, Any], samples: Sequence[Any]) -> None:
+        """Temperature scaling on the validation logits (``head.temperature_scaling``)."""
+        if self.config.head.temperature_scaling and "labels" in outputs:
+            self.temperature = fit_temperature(outputs["logits"], outputs["labels"])
 
     # -- model ---------------------------------------------------------------------------------
     def build_model(self, backbone: Any) -> BackboneWithHead:
@@ -151,14 +162,17 @@ class FinanceSentimentTask(Task):
         return F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        outputs = {"probabilities": model(**batch["inputs"]).float().softmax(-1)}
+        logits = model(**batch["inputs"]).float()
+        outputs = {"logits": logits, "probabilities": scaled_probabilities(logits, self.temperature)}
         if "labels" in batch:
             outputs["labels"] = batch["labels"]
         return outputs
 
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Any]) -> dict[str, Any]:
-        probabilities = outputs["probabilities"].numpy()
+        # From the logits: validation outputs are collected before the temperature is fitted.
+        probabilities = scaled_probabilities(outputs["logits"], self.temperature).numpy()
         metrics = classification_metrics(outputs["labels"].numpy(), probabilities, self.label_names)
+        metrics.update(calibration_metrics(outputs["logits"], outputs["labels"], self.temperature))
         metrics["confident_errors"] = confident_errors(samples, probabilities, self.label_names)
         return metrics
 
@@ -196,4 +210,6 @@ class FinanceSentimentTask(Task):
         return tfidf_baseline(data.train, data.splits(), self.label_names, seed=self.config.seed)
 
     def draw_report(self, report: dict[str, Any], run_dir: Path) -> list[str]:
-        return draw_confusion_matrices(report, run_dir)
+        pictures = draw_confusion_matrices(report, run_dir)
+        return pictures + [draw_reliability(metrics, Path(run_dir) / f"reliability_{split}.png", f"reliability, {split}")
+                           for split, metrics in report["splits"].items() if "calibration" in metrics]

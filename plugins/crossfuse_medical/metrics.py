@@ -26,7 +26,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from crossfuse.metrics import classification_metrics, expected_calibration_error, reliability_bins
+from crossfuse.metrics import classification_metrics, expected_calibration_error, reliability
 
 DEFAULT_THRESHOLD = 0.5  # for an output whose threshold could not be chosen on validation
 ROUND = 6  # digits kept for the curve points written to report.json
@@ -137,22 +137,6 @@ def apply_thresholds(probabilities: Any, thresholds: Optional[Sequence[Optional[
         raise ValueError(f"{len(thresholds)} thresholds for {p.shape[1]} outputs")
     cut = np.array([DEFAULT_THRESHOLD if t is None else t for t in (thresholds or [None] * p.shape[1])])
     return (p >= cut).astype(np.int64)
-
-
-def reliability(confidence: np.ndarray, outcome: np.ndarray, bins: int = 10) -> dict[str, Any]:
-    """Expected calibration error and reliability-diagram bins for one set of (confidence, 0/1 outcome).
-
-    The bins are the core's :func:`crossfuse.metrics.reliability_bins` (equal width on [0, 1], a value
-    on an inner edge in the lower bin, as scikit-learn's ``calibration_curve``; empty bins left out):
-    ``low``, ``high``, ``count``, mean ``confidence`` and observed frequency ``accuracy``.
-    ``ece`` = sum over bins of count / N * |accuracy - confidence| (None for no data).
-    """
-    confidence = np.asarray(confidence, dtype=np.float64)
-    table = reliability_bins(confidence, np.asarray(outcome, dtype=np.float64), bins)
-    if not len(confidence):
-        return {"ece": None, "bins": table}
-    ece = sum(row["count"] * abs(row["accuracy"] - row["confidence"]) for row in table) / len(confidence)
-    return {"ece": float(ece), "bins": table}
 
 
 def calibration(probabilities: Any, labels: Any, names: Sequence[str], bins: int = 10) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from crossfuse.pictures import pyplot, save_figure
+from crossfuse.pictures import draw_reliability, pyplot, save_figure
 
 
 def _label(value: Any) -> str:
@@ -91,31 +91,6 @@ def _matrix(axis: Any, matrix: list[list[int]], rows: list[str], columns: list[s
                   color="white" if share[i, j] > 0.5 else "black")
     axis.set_xticks(range(len(columns)), columns, fontsize=8, rotation=45 if len(columns) > 4 else 0)
     axis.set_yticks(range(len(rows)), rows, fontsize=8)
-
-
-def draw_reliability(metrics: dict[str, Any], path: str | Path, title: str = "reliability") -> str:
-    """Observed frequency against mean predicted probability per bin (the diagonal is perfect
-    calibration), with the number of images per bin underneath."""
-    plt = pyplot()
-    calibration = metrics["calibration"]
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(5.2, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    top.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
-    curves = calibration["curves"]
-    for index, (name, curve) in enumerate(curves.items()):
-        filled = curve["bins"]  # the core's reliability_bins: empty bins are left out
-        (line,) = top.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], "o-", ms=3, lw=1.2,
-                           label=f"{name}: ECE {_label(curve['ece'])}")
-        width = [(b["high"] - b["low"]) / len(curves) for b in filled]
-        left = [b["low"] + index * w for b, w in zip(filled, width)]
-        bottom.bar(left, [b["count"] for b in filled], width=width, align="edge", color=line.get_color(), alpha=0.7)
-    what = "confidence (top label)" if calibration["kind"] == "top-label" else "predicted probability"
-    top.set(xlim=(0, 1), ylim=(0, 1.01), ylabel="observed frequency",
-            title=f"{title} (ECE {_label(calibration.get('ece'))})")
-    top.legend(loc="upper left", fontsize=7)
-    top.grid(alpha=0.3)
-    bottom.set(xlabel=what, ylabel="images", ylim=(0, None))
-    figure.tight_layout()
-    return save_figure(figure, path)
 
 
 def draw_modalities(report: dict[str, Any], path: str | Path) -> str | None:

@@ -46,7 +46,7 @@ def test_run_directory_holds_config_log_checkpoint_report_and_picture(tiny_run):
         assert 0.0 <= metrics["macro_f1"] <= 1.0
     assert report["baseline"]["name"] == "tfidf-logreg"
     assert report["baseline"]["splits"]["test"]["macro_f1"] > 0.45  # the demo is learnable, not trivial
-    assert report["pictures"] == ["confusion_matrix.png"]
+    assert report["pictures"] == ["confusion_matrix.png", "reliability_validation.png", "reliability_test.png"]
 
 
 def test_loaded_run_predicts_labels_with_probabilities(tiny_run):
@@ -156,3 +156,20 @@ def test_a_bf16_run_evaluates_afterwards_to_the_numbers_of_its_report(tmp_path):
     report = run.report["splits"]["test"]
     for key in ("macro_f1", "accuracy", "macro_roc_auc"):
         assert metrics[key] == pytest.approx(report[key], abs=1e-9), key
+
+
+def test_the_temperature_is_fitted_on_validation_saved_and_applied_by_predict(tiny_run):
+    state = json.loads((tiny_run.run_dir / "task_state.json").read_text())
+    temperature = state["temperature"]
+    test = tiny_run.report["splits"]["test"]
+    assert test["temperature"] == temperature and temperature != 1.0
+    assert set(test["calibration"]["curves"]) == {"before scaling", f"after (T={temperature:.2f})"}
+    # Scaling never changes a prediction: the confusion matrix is that of the raw logits.
+    predictor = crossfuse.load(tiny_run.run_dir)
+    texts = ["Operating profit rose to EUR 13.1 mn", "The company cut 300 jobs"]
+    predictions = predictor.predict(texts)
+    with torch.no_grad():
+        logits = predictor.model(**predictor.task.tokenize(texts)).float()
+    expected = (logits / temperature).softmax(-1)
+    for prediction, row in zip(predictions, expected):
+        assert list(prediction["probabilities"].values()) == pytest.approx(row.tolist(), abs=1e-4)
