@@ -2,8 +2,9 @@
 
 Features: device auto-selection, mixed precision, gradient accumulation and clipping, warm-up
 schedules, early stopping on the task's main metric, best/last checkpoints (safetensors,
-atomic), exact resume (weights, optimizer, scheduler, RNG, step, data order), JSONL logs,
-progress bars, and DDP when launched by ``torchrun`` (gloo on CPU, NCCL on CUDA).
+atomic, weights and state replaced as one unit), exact resume (weights, optimizer, scheduler,
+every rank's RNG, step, data order), a NaN/inf guard, a clean stop on SIGINT/SIGTERM, JSONL logs,
+progress bars, and DDP or FSDP2 when launched by ``torchrun`` (:mod:`crossfuse.distributed`).
 """
 
 from __future__ import annotations
@@ -277,8 +278,9 @@ class Trainer:
         """Train for ``config.epochs`` (or until early stopping / ``max_steps``).
 
         SIGINT and SIGTERM stop the run at the next optimizer step (or the end of the epoch's
-        evaluation) with a checkpoint saved, and raise :class:`KeyboardInterrupt`; a second Ctrl-C
-        stops at once, keeping the previous checkpoint.
+        evaluation) with a checkpoint saved on every rank, and raise :class:`StopRequested`. A second
+        Ctrl-C stops at once: one process still saves the last step's state unless the weights were
+        being updated; several processes keep their previous checkpoint.
         """
         if resume:
             self.load_checkpoint()
