@@ -33,7 +33,7 @@ class Bench:
     """What both loops train, and how. ``device`` and ``precision`` are resolved (no ``auto``)."""
 
     task: str = "finance-sentiment"
-    backbone: str = "tiny-bert"
+    backbone: str = "tiny-bert"  # "": the task's configured default
     batch_size: int = 16
     device: str = "cpu"
     precision: str = "fp32"  # fp32, bf16 or fp16 (autocast in both loops)
@@ -73,7 +73,7 @@ def build(bench: Bench, steps: int):
                  "train.epochs=1", "train.early_stopping_patience=null", f"train.precision={bench.precision}",
                  f"train.compile={str(bench.compile).lower()}", f"train.channels_last={str(bench.channels_last).lower()}",
                  f"train.num_workers={bench.num_workers}", *bench.overrides]
-    config = resolve_config(bench.task, overrides=overrides, backbone=bench.backbone, device=bench.device)
+    config = resolve_config(bench.task, overrides=overrides, backbone=bench.backbone or None, device=bench.device)
     task = task_class(bench.task)(config)
     data = task.load_data()
     repeats = math.ceil((steps + 1) * bench.batch_size / len(data.train))

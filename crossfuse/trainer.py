@@ -61,23 +61,25 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict[str, Any]:
-    """Every RNG state the training loop consumes, in a form ``torch.load(weights_only=True)`` reads."""
+def rng_state(device: torch.device | None = None) -> dict[str, Any]:
+    """Every RNG state the training loop on ``device`` consumes, in a form ``torch.load(weights_only=True)``
+    reads. Only this process's own GPU: touching the others would open a CUDA context on each."""
     np_state = np.random.get_state()
     state = {"torch": torch.get_rng_state(), "python": _to_lists(random.getstate()),
              "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]]}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
     return state
 
 
-def set_rng_state(state: dict[str, Any]) -> None:
+def set_rng_state(state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Restore what :func:`rng_state` returned (the GPU part onto ``device``)."""
     torch.set_rng_state(state["torch"])
     random.setstate(_to_tuples(state["python"]))
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    if device is not None and device.type == "cuda" and isinstance(state.get("cuda"), torch.Tensor):
+        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 def _to_lists(value: Any) -> Any:
@@ -346,7 +348,7 @@ class Trainer:
             with no_sync(self.ddp_model, self.strategy, sync=boundary):
                 with self.autocast():
                     loss = self.task.training_step(self.ddp_model, self._to_device(batch))
-                nonfinite |= ~torch.isfinite(loss.detach())  # checked once per optimizer step: no extra sync
+                nonfinite |= ~torch.isfinite(loss.detach())  # read once per optimizer step (one device sync)
                 self.scaler.scale(loss / group).backward()
             self.state.batch_in_epoch += 1
             progress.update(1)
@@ -365,10 +367,14 @@ class Trainer:
         progress.close()
 
     def _after_step(self, loss: torch.Tensor, progress: Any) -> None:
-        progress.set_postfix(loss=f"{loss.item():.4f}")
-        if self.state.step % self.config.log_every == 0:
-            self._log({"step": self.state.step, "epoch": self.state.epoch, "split": "train",
-                       "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0]})
+        # loss.item() waits for the device: only when someone reads the value.
+        logged = self.state.step % self.config.log_every == 0
+        if logged or not progress.disable:
+            value = loss.item()
+            progress.set_postfix(loss=f"{value:.4f}")
+            if logged:
+                self._log({"step": self.state.step, "epoch": self.state.epoch, "split": "train",
+                           "loss": value, "lr": self.scheduler.get_last_lr()[0]})
         if self.config.checkpoint_every and self.state.step % self.config.checkpoint_every == 0:
             self.save_checkpoint()
         for callback in self.callbacks:
@@ -405,7 +411,7 @@ class Trainer:
     def _mark_boundary(self) -> None:
         """Remember where the last optimizer step left data and RNG: a checkpoint resumes from there,
         so micro-batches accumulated after it are replayed, not lost."""
-        self._boundary_rng = rng_state()
+        self._boundary_rng = rng_state(self.device)
         self._boundary_batch = self.state.batch_in_epoch
 
     def _end_epoch(self) -> bool:
@@ -560,7 +566,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.state = TrainState(**state["trainer"])
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
-        set_rng_state(rngs[self.dist.rank])
+        set_rng_state(rngs[self.dist.rank], self.device)
         self._boundary_rng, self._boundary_batch = rngs[self.dist.rank], self.state.batch_in_epoch
         if self.dist.is_main:
             self.run.truncate_log(self.state.step)
