@@ -354,13 +354,12 @@ class Trainer:
             progress.update(1)
             if not boundary:
                 continue
-            bad = any_rank(self.dist, self.device, nonfinite)[0]
-            nonfinite.zero_()
-            if bad:
-                self._nonfinite_step(loss)
+            if any_rank(self.dist, self.device, nonfinite)[0]:
+                self._nonfinite_step(bool(nonfinite))
             else:
                 self._optimizer_step()
                 self._after_step(loss, progress)
+            nonfinite.zero_()
             self._stop_if_requested()
             if self._out_of_steps():
                 break
@@ -380,20 +379,23 @@ class Trainer:
         for callback in self.callbacks:
             callback.on_step_end(self, self.state)
 
-    def _nonfinite_step(self, loss: torch.Tensor) -> None:
-        """A NaN / inf loss in this accumulation group (on any rank): stop, or drop its gradients."""
+    def _nonfinite_step(self, here: bool) -> None:
+        """A NaN / inf loss in this accumulation group, ``here`` or on another rank: stop, or drop its
+        gradients on every rank."""
+        ranks = [rank for rank, bad in enumerate(gather_objects(self.dist, here)) if bad]
+        on = f" on rank {', '.join(map(str, ranks))}" if self.dist.enabled else ""
         where = f"optimizer step {self.state.step + 1} (epoch {self.state.epoch + 1}, batch {self.state.batch_in_epoch})"
         self.optimizer.zero_grad(set_to_none=True)
         if self.config.nonfinite == "stop":
             last = "no checkpoint yet" if self.run is None or not self.run.has_checkpoint() else \
                 f"the last checkpoint in {self.run.checkpoint_dir} is untouched"
-            raise NonFiniteLoss(f"the training loss became {loss.item()} at {where}; {last}. Lower train.lr, set "
-                                f"train.grad_clip or train.precision=fp32, check the data of that batch, or set "
+            raise NonFiniteLoss(f"the training loss became NaN or infinite{on} at {where}; {last}. Lower train.lr, "
+                                f"set train.grad_clip or train.precision=fp32, check the data of that batch, or set "
                                 f"train.nonfinite=skip to drop such steps")
         self.state.skipped_steps += 1
         self._mark_boundary()  # a resume continues after the dropped micro-batches
         self._log({"step": self.state.step, "epoch": self.state.epoch, "split": "train", "skipped": where})
-        self._log_console(f"warning: loss {loss.item()} at {where}: step skipped (train.nonfinite=skip)")
+        self._log_console(f"warning: NaN or infinite loss{on} at {where}: step skipped (train.nonfinite=skip)")
 
     def _optimizer_step(self) -> None:
         self._updating = True

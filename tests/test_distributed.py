@@ -133,7 +133,7 @@ def test_fsdp_shards_the_model_and_trains_what_ddp_does(one_and_two, tmp_path):
 
 def test_a_nan_loss_on_one_rank_stops_every_rank_naming_the_step(tmp_path):
     result = toy_run(tmp_path / "stop", 2, batch_size=8, nan_at=[1, 3])
-    assert "loss became nan at optimizer step 3 (epoch 1, batch 3)" in result["error"]
+    assert "loss became NaN or infinite on rank 1 at optimizer step 3 (epoch 1, batch 3)" in result["error"]
 
 
 def test_a_nan_loss_on_one_rank_is_skipped_on_every_rank(tmp_path):

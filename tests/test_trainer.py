@@ -274,7 +274,7 @@ def test_a_nan_loss_stops_the_run_naming_the_step_and_keeps_the_checkpoint(tmp_p
 
     trainer = make_trainer(tmp_path / "run", checkpoint_every=2)
     nan_on_call(trainer, 5)
-    with pytest.raises(NonFiniteLoss, match=r"nan at optimizer step 5 \(epoch 1, batch 5\).*checkpoint.*untouched"):
+    with pytest.raises(NonFiniteLoss, match=r"NaN or infinite at optimizer step 5 \(epoch 1, batch 5\).*checkpoint.*untouched"):
         trainer.fit()
     saved = torch.load(tmp_path / "run" / "checkpoints" / "last-state.pt", weights_only=True)
     assert saved["trainer"]["step"] == 4  # the step before the NaN; nothing NaN was written
