@@ -253,9 +253,10 @@ class Trainer:
                                  f"weights for {len(self.data.train)} samples (non-negative, not all zero expected)")
         return tensor
 
-    def _loader(self, samples: Sequence[Any], indices: list[int], batch_size: int,
-                train: bool) -> torch.utils.data.DataLoader:
-        dataset = Preprocessed(samples, indices, self.task, train)
+    def _loader(self, samples: Sequence[Any], indices: list[int], batch_size: int, train: bool,
+                offset: int = 0) -> torch.utils.data.DataLoader:
+        seed = (self.dist.rank_seed(self.seed), self.state.epoch) if train else None
+        dataset = Preprocessed(samples, indices, self.task, train, seed=seed, offset=offset)
         # A private generator: creating a loader iterator draws a worker seed, and drawing it from the
         # global RNG would shift every dropout mask after a resume. Each rank augments its own way.
         generator = torch.Generator().manual_seed(self.dist.rank_seed(self.seed) + self.state.epoch)
@@ -334,7 +335,7 @@ class Trainer:
     def _train_epoch(self) -> None:
         indices = self._epoch_indices(self.state.epoch)
         skip = self.state.batch_in_epoch * self.config.batch_size
-        loader = self._loader(self.data.train, indices[skip:], self.config.batch_size, train=True)
+        loader = self._loader(self.data.train, indices[skip:], self.config.batch_size, train=True, offset=skip)
         self.ddp_model.train()
         progress = self._progress(total=self._batches_per_epoch(), initial=self.state.batch_in_epoch,
                                   desc=f"epoch {self.state.epoch + 1}/{self.config.epochs}")
@@ -644,15 +645,27 @@ def collect_outputs(task: Task, model: nn.Module, batches: Any, device: torch.de
 
 
 class Preprocessed(torch.utils.data.Dataset):
-    """``samples[indices[i]]`` through ``task.preprocess(sample, train)``: what a DataLoader reads."""
+    """``samples[indices[i]]`` through ``task.preprocess(sample, train)``: what a DataLoader reads.
 
-    def __init__(self, samples: Sequence[Any], indices: list[int], task: Task, train: bool):
+    With ``seed`` (a tuple of ints), a DataLoader worker seeds its random generators from (seed,
+    ``offset + i``) before preparing item ``i``: the augmentation of each position in the epoch is
+    then the same whichever worker prepares it, with any number of workers, and after a resume
+    that starts in the middle of the epoch. Without workers the trainer's own RNG state (saved in
+    checkpoints) draws it.
+    """
+
+    def __init__(self, samples: Sequence[Any], indices: list[int], task: Task, train: bool,
+                 seed: tuple[int, ...] | None = None, offset: int = 0):
         self.samples, self.indices, self.task, self.train = samples, indices, task, train
+        self.seed, self.offset = seed, offset
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, index: int) -> Any:
+        if self.seed is not None and torch.utils.data.get_worker_info() is not None:
+            entropy = np.random.SeedSequence([*self.seed, self.offset + index]).generate_state(1)[0]
+            seed_everything(int(entropy))
         return self.task.preprocess(self.samples[self.indices[index]], train=self.train)
 
 

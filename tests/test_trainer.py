@@ -398,3 +398,30 @@ def test_rank_seeds_keep_rank_zero_and_differ_elsewhere():
     seeds = [Distributed(rank=r, world_size=4, local_rank=r).rank_seed(13) for r in range(4)]
     assert seeds[0] == 13 and len(set(seeds)) == 4
     assert Distributed(rank=1, world_size=4, local_rank=1).rank_seed(13) == seeds[1]  # reproducible
+
+
+def noisy(trainer):
+    """Training points jittered in preprocess: an augmentation drawn from the RNG of whoever prepares it."""
+    def preprocess(sample, train):
+        points, label = sample
+        return (points + 0.3 * torch.randn(2), label) if train else sample
+
+    trainer.task.preprocess = preprocess
+    return trainer
+
+
+def test_augmentation_in_loader_workers_resumes_exactly_mid_epoch(tmp_path):
+    reference = noisy(make_trainer(tmp_path / "ref", num_workers=2))
+    reference.fit()
+    interrupted = noisy(make_trainer(tmp_path / "run", num_workers=2, callbacks=[InterruptAt(4)]))
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit()
+    resumed = noisy(make_trainer(tmp_path / "run", num_workers=2))
+    resumed.fit(resume=True)
+    assert_same_weights(weights(reference), weights(resumed))
+
+
+def test_augmentation_in_loader_workers_does_not_depend_on_how_many_there_are(tmp_path):
+    one, two = noisy(make_trainer(None, num_workers=1, epochs=1)), noisy(make_trainer(None, num_workers=2, epochs=1))
+    one.fit(), two.fit()
+    assert_same_weights(weights(one), weights(two))
