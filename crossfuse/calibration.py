@@ -67,3 +67,34 @@ def calibration_metrics(logits: Any, labels: Any, temperature: float) -> dict[st
     before, after = (curve["ece"] for curve in curves.values())
     return {"ece": after, "ece_before_scaling": before, "temperature": float(temperature),
             "calibration": {"kind": "top-label", "ece": after, "curves": curves}}
+
+
+class TemperatureScaling:
+    """A single-label classifier task's temperature: what the task calls from its contract methods.
+
+    ``outputs(logits)`` in ``predict_step`` (raw logits and calibrated probabilities), ``fit(outputs)``
+    in ``calibrate``, ``probabilities(outputs)`` and ``metrics(outputs)`` in ``compute_metrics`` (the
+    probabilities are recomputed from the logits: validation outputs are collected before the fit),
+    ``value`` in ``state_dict`` / ``load_state_dict``. ``enabled=False`` keeps T at 1.
+    """
+
+    def __init__(self, enabled: bool = True, value: float = 1.0):
+        self.enabled, self.value = enabled, float(value)
+
+    def outputs(self, logits: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{"logits", "probabilities"}`` of a batch, the probabilities at the current temperature."""
+        logits = logits.float()
+        return {"logits": logits, "probabilities": scaled_probabilities(logits, self.value)}
+
+    def fit(self, outputs: dict[str, Any]) -> None:
+        """Fit the temperature on a split's outputs (the validation split's, after training)."""
+        if self.enabled and "labels" in outputs and "logits" in outputs:
+            self.value = fit_temperature(outputs["logits"], outputs["labels"])
+
+    def probabilities(self, outputs: dict[str, Any]) -> np.ndarray:
+        """The split's probabilities at the current temperature, ``[N, C]``."""
+        return scaled_probabilities(outputs["logits"], self.value).numpy()
+
+    def metrics(self, outputs: dict[str, Any]) -> dict[str, Any]:
+        """:func:`calibration_metrics` of the split at the current temperature."""
+        return calibration_metrics(outputs["logits"], outputs["labels"], self.value)

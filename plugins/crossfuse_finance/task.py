@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from crossfuse.calibration import calibration_metrics, fit_temperature, scaled_probabilities
+from crossfuse.calibration import TemperatureScaling
 from crossfuse.datasets import Splits
 from crossfuse.errors import ConfigError, DataError
 from crossfuse.heads import BackboneWithHead, build_head
@@ -60,6 +60,11 @@ class FinanceSentimentTask(Task):
     DataConfig = FinanceData
     HeadConfig = FinanceHead
     PredictOptions = FinancePredictOptions
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        # The softmax temperature, fitted on validation after training (head.temperature_scaling).
+        self.temperature = TemperatureScaling(config.head.temperature_scaling)
 
     @property
     def label_names(self) -> list[str]:
@@ -134,21 +139,18 @@ class FinanceSentimentTask(Task):
             batch["labels"] = torch.tensor(labels, dtype=torch.long)
         return batch
 
-    temperature = 1.0  # softmax temperature, fitted on validation after training (temperature scaling)
-
     def state_dict(self) -> dict[str, Any]:
-        return {"labels": self.label_names, "temperature": self.temperature}
+        return {"labels": self.label_names, "temperature": self.temperature.value}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("labels") and state["labels"] != self.label_names:
             raise DataError(f"{self.run_dir}: task_state.json lists labels {state['labels']} but config.yaml "
                             f"{self.label_names}; the run folder was edited by hand")
-        self.temperature = float(state.get("temperature", 1.0))
+        self.temperature.value = float(state.get("temperature", 1.0))
 
     def calibrate(self, outputs: dict[str, Any], samples: Sequence[Any]) -> None:
         """Temperature scaling on the validation logits (``head.temperature_scaling``)."""
-        if self.config.head.temperature_scaling and "labels" in outputs:
-            self.temperature = fit_temperature(outputs["logits"], outputs["labels"])
+        self.temperature.fit(outputs)
 
     # -- model ---------------------------------------------------------------------------------
     def build_model(self, backbone: Any) -> BackboneWithHead:
@@ -162,17 +164,15 @@ class FinanceSentimentTask(Task):
         return F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        logits = model(**batch["inputs"]).float()
-        outputs = {"logits": logits, "probabilities": scaled_probabilities(logits, self.temperature)}
+        outputs = self.temperature.outputs(model(**batch["inputs"]))
         if "labels" in batch:
             outputs["labels"] = batch["labels"]
         return outputs
 
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Any]) -> dict[str, Any]:
-        # From the logits: validation outputs are collected before the temperature is fitted.
-        probabilities = scaled_probabilities(outputs["logits"], self.temperature).numpy()
+        probabilities = self.temperature.probabilities(outputs)
         metrics = classification_metrics(outputs["labels"].numpy(), probabilities, self.label_names)
-        metrics.update(calibration_metrics(outputs["logits"], outputs["labels"], self.temperature))
+        metrics.update(self.temperature.metrics(outputs))
         metrics["confident_errors"] = confident_errors(samples, probabilities, self.label_names)
         return metrics
 

@@ -85,6 +85,7 @@ class VoiceHeadConfig(ClassifierHead):
 
     hidden: int = 128  # mlp only
     label_smoothing: float = 0.1
+    temperature_scaling: bool = True  # fit a temperature on validation: clip predictions print calibrated probabilities
 
 
 @dataclass

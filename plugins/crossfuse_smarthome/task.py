@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import torch
 from torch.nn import functional as F
 
+from crossfuse.calibration import TemperatureScaling
 from crossfuse.datasets import Splits
 from crossfuse.errors import ConfigError, DataError, DataWarning
 from crossfuse.media import AUDIO_EXTENSIONS, load_audio
@@ -71,6 +72,9 @@ class VoiceCommandTask(Task):
         self.actions = {word: dict(action) for word, action in data.actions.items()}
         self.stream = StreamSettings.from_config(data.stream, data.clip_seconds)
         self.calibration: dict[str, Any] | None = None
+        # Clip classification's softmax temperature (head.temperature_scaling); the streaming detector
+        # keeps raw probabilities, its threshold being calibrated on its own false-accept scale.
+        self.temperature = TemperatureScaling(config.head.temperature_scaling)
         self.noise_paths: list[str] = []  # background recordings of the data being trained or evaluated
         self.sample_rate: int | None = None  # set by build_model: the backbone's rate
         self.noise_bank: NoiseBank | None = None
@@ -198,7 +202,7 @@ class VoiceCommandTask(Task):
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"words": self.words, "labels": self.labels, "actions": self.actions, "stream": asdict(self.stream),
-                "sample_rate": self.sample_rate, "calibration": self.calibration}
+                "sample_rate": self.sample_rate, "calibration": self.calibration, "temperature": self.temperature.value}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.words = list(state.get("words") or self.words)
@@ -207,6 +211,7 @@ class VoiceCommandTask(Task):
         if state.get("stream"):
             self.stream = StreamSettings(**state["stream"])
         self.calibration = state.get("calibration")
+        self.temperature.value = float(state.get("temperature", 1.0))
 
     def calibrate(self, outputs: dict[str, Any], samples: Sequence[VoiceClip]) -> None:
         """The streaming threshold: the lowest that keeps false accepts per hour on the validation
@@ -216,6 +221,7 @@ class VoiceCommandTask(Task):
         model over long recordings: it uses the model :meth:`build_model` returned, into which the
         core has just loaded the best weights.
         """
+        self.temperature.fit(outputs)  # clip probabilities: temperature scaling on the validation logits
         target = self.config.data.stream.target_false_accepts_per_hour
         if target is None or self._model is None:
             return
@@ -253,14 +259,15 @@ class VoiceCommandTask(Task):
         return F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        outputs = {"probabilities": model(batch["waveforms"], batch["lengths"]).float().softmax(-1)}
+        outputs = self.temperature.outputs(model(batch["waveforms"], batch["lengths"]))
         if "labels" in batch:
             outputs["labels"] = batch["labels"]
         return outputs
 
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[VoiceClip]) -> dict[str, Any]:
-        return voice_metrics(outputs["labels"].numpy(), outputs["probabilities"].numpy(), self.labels,
-                             [clip.speaker for clip in samples])
+        metrics = voice_metrics(outputs["labels"].numpy(), self.temperature.probabilities(outputs), self.labels,
+                                [clip.speaker for clip in samples])
+        return {**metrics, **self.temperature.metrics(outputs)}
 
     def model_metrics(self, model: Any, split: str, samples: Sequence[VoiceClip]) -> dict[str, Any]:
         """False accepts per hour of the streaming detector on the split's noise-only audio, and the

@@ -51,7 +51,9 @@ def test_the_report_has_unseen_voice_accuracy_false_accepts_and_pictures(tone_ru
     assert test["stream"]["threshold"] == state["stream"]["threshold"] == state["calibration"]["threshold"]
     assert report["baseline"]["name"] == "logmel-logreg"
     assert report["pictures"] == ["confusion_matrix_validation.png", "confusion_matrix_test.png",
-                                  "accuracy_per_voice.png"]
+                                  "accuracy_per_voice.png", "reliability_validation.png", "reliability_test.png"]
+    # Clip confidence is temperature-scaled on validation; the temperature is saved with the run.
+    assert test["temperature"] == state["temperature"] and {"ece", "ece_before_scaling"} <= set(test)
     for name in report["pictures"]:
         assert (tone_run.run_dir / name).read_bytes().startswith(b"\x89PNG")
 
