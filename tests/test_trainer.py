@@ -331,7 +331,11 @@ def test_sigterm_stops_training_with_a_checkpoint(tmp_path):
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers restored after fit
 
 
-def checkpoint_files(run):
+def interrupted_at_step_4(run, **options):
+    """A run stopped by Ctrl-C after optimizer step 4; its last weights and state files."""
+    trainer = make_trainer(run, callbacks=[InterruptAt(4)], **options)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
     folder = run / "checkpoints"
     return folder / "last.safetensors", folder / "last-state.pt"
 
@@ -343,10 +347,7 @@ def test_a_checkpoint_replacement_cut_short_leaves_a_whole_pair(tmp_path, died):
     reference = make_trainer(tmp_path / "ref")
     reference.fit()
     run = tmp_path / "run"
-    first = make_trainer(run, callbacks=[InterruptAt(4)], checkpoint_every=2)
-    with pytest.raises(KeyboardInterrupt):
-        first.fit()
-    weights_file, state_file = checkpoint_files(run)
+    weights_file, state_file = interrupted_at_step_4(run, checkpoint_every=2)
     # Simulate a process killed while replacing the step-4 checkpoint by a newer one.
     newer = {k: v + 1 for k, v in load_file(weights_file).items()}
     from safetensors.torch import save_file
@@ -368,10 +369,7 @@ def test_weights_and_state_of_different_steps_are_refused(tmp_path):
     from crossfuse.errors import CrossfuseError
 
     run = tmp_path / "run"
-    first = make_trainer(run, callbacks=[InterruptAt(4)])
-    with pytest.raises(KeyboardInterrupt):
-        first.fit()
-    weights_file, _ = checkpoint_files(run)
+    weights_file, _ = interrupted_at_step_4(run)
     save_file(load_file(weights_file), str(weights_file), metadata={"step": "6"})
     with pytest.raises(CrossfuseError, match="holds step 6 but .*last-state.pt step 4"):
         make_trainer(run).fit(resume=True)
@@ -381,10 +379,7 @@ def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
     from crossfuse.errors import CrossfuseError
 
     run = tmp_path / "run"
-    first = make_trainer(run, callbacks=[InterruptAt(4)])
-    with pytest.raises(KeyboardInterrupt):
-        first.fit()
-    _, state_file = checkpoint_files(run)
+    _, state_file = interrupted_at_step_4(run)
     state = torch.load(state_file, weights_only=True)
     state["world_size"] = 2
     torch.save(state, state_file)
