@@ -356,13 +356,9 @@ class Predictor:
         self.model.to(self.device).eval()
 
     def _autocast(self) -> Any:
-        import contextlib
+        from .distributed import autocast
 
-        import torch
-
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def _options(self, options: dict[str, Any]) -> Any:
         options_class = type(self.task).PredictOptions

@@ -76,6 +76,11 @@ def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
     return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
 
 
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Mixed precision in ``dtype`` on ``device`` (from :func:`autocast_dtype`); a no-op for fp32 (None)."""
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
 def configure_backends(device: torch.device, tf32: bool) -> None:
     """TF32 for the fp32 parts of matmuls and convolutions on Ampere and newer GPUs (ignored elsewhere)."""
     if device.type == "cuda":

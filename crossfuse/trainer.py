@@ -31,6 +31,7 @@ from .config import TrainConfig
 from .distributed import (
     Distributed,
     any_rank,
+    autocast,
     autocast_dtype,
     configure_backends,
     gather_objects,
@@ -272,9 +273,7 @@ class Trainer:
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """Mixed precision as ``train.precision`` asks (a no-op in fp32)."""
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     # -- training --------------------------------------------------------------------------
     def fit(self, resume: bool = False) -> TrainState:
@@ -636,10 +635,9 @@ def collect_outputs(task: Task, model: nn.Module, batches: Any, device: torch.de
                     amp_dtype: torch.dtype | None = None) -> dict[str, Any]:
     """Run ``task.predict_step`` over ``batches`` in eval mode; return the outputs joined, on the CPU."""
     model.eval()
-    autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
     parts = []
     for batch in batches:
-        with autocast:
+        with autocast(device, amp_dtype):
             parts.append(to_cpu(task.predict_step(model, move_to(batch, device))))
     return concat_outputs(parts)
 
