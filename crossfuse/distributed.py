@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -259,9 +260,14 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
                           "(RANK is set): drop --nproc")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "-m", "crossfuse.cli", *argv]
+    # Ctrl-C must reach this process as KeyboardInterrupt even when it was started with SIGINT ignored
+    # (a background job of a script): the workers' own handlers do not depend on that either.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     process = subprocess.Popen(command)
     try:
         return process.wait()
     except KeyboardInterrupt:
         process.wait()
         return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
