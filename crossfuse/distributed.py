@@ -124,15 +124,15 @@ def wrap_model(model: nn.Module, strategy: str, device: torch.device, find_unuse
 
 def shard_units(model: nn.Module) -> list[nn.Module]:
     """The modules FSDP shards one by one (each gathers its parameters just for its own forward):
-    a transformer's layers as its Hugging Face class declares them (``_no_split_modules``), else
-    the entries of every ``ModuleList`` (repeated blocks). Deepest first, as ``fully_shard`` wants."""
+    a transformer's layers as its Hugging Face class declares them (``_no_split_modules``), else the
+    blocks ``backbone.train_blocks`` counts (ResNet layers, CNN stages, repeated layers: see
+    :func:`crossfuse.backbones.adapt.find_blocks`). Deepest first, as ``fully_shard`` wants."""
+    from .backbones.adapt import find_blocks
+
     names: set[str] = set()
     for module in model.modules():
         names.update(getattr(module, "_no_split_modules", None) or ())
-    units = [m for m in model.modules() if type(m).__name__ in names]
-    if not units:
-        units = [child for m in model.modules() if isinstance(m, nn.ModuleList) for child in m.children()
-                 if any(True for _ in child.parameters())]
+    units = [m for m in model.modules() if type(m).__name__ in names] or find_blocks(model)
     depth = {id(m): name.count(".") for name, m in model.named_modules()}
     return sorted(units, key=lambda m: -depth[id(m)])
 
