@@ -89,5 +89,13 @@ def draw_reliability(metrics: dict[str, Any], path: str | Path, title: str = "re
     return save_figure(figure, path)
 
 
+def draw_reliability_diagrams(report: dict[str, Any], run_dir: str | Path) -> list[str]:
+    """``reliability_SPLIT.png`` (:func:`draw_reliability`) for every evaluated split whose metrics hold
+    ``calibration``; returns the file names written."""
+    return [draw_reliability(metrics, Path(run_dir) / f"reliability_{split}.png", f"reliability, {split}")
+            for split, metrics in report.get("splits", {}).items()
+            if isinstance(metrics, dict) and "calibration" in metrics]
+
+
 def _score(value: Any) -> str:
     return "undefined" if value is None else f"{value:.3f}"

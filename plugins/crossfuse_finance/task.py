@@ -16,7 +16,7 @@ from crossfuse.datasets import Splits
 from crossfuse.errors import ConfigError, DataError
 from crossfuse.heads import BackboneWithHead, build_head
 from crossfuse.metrics import classification_metrics
-from crossfuse.pictures import draw_confusion_matrices, draw_reliability
+from crossfuse.pictures import draw_confusion_matrices, draw_reliability_diagrams
 from crossfuse.task import ClassifierHead, DataBundle, DataSource, Task
 
 from .data import TextExample, read_csv
@@ -210,6 +210,4 @@ class FinanceSentimentTask(Task):
         return tfidf_baseline(data.train, data.splits(), self.label_names, seed=self.config.seed)
 
     def draw_report(self, report: dict[str, Any], run_dir: Path) -> list[str]:
-        pictures = draw_confusion_matrices(report, run_dir)
-        return pictures + [draw_reliability(metrics, Path(run_dir) / f"reliability_{split}.png", f"reliability, {split}")
-                           for split, metrics in report["splits"].items() if "calibration" in metrics]
+        return draw_confusion_matrices(report, run_dir) + draw_reliability_diagrams(report, run_dir)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from crossfuse.pictures import draw_reliability, pyplot, save_figure
+from crossfuse.pictures import draw_reliability_diagrams, pyplot, save_figure
 
 
 def draw_confusion_matrix(metrics: dict[str, Any], path: str | Path, title: str = "") -> str:
@@ -74,6 +74,5 @@ def draw_voice_accuracy(report: dict[str, Any], run_dir: str | Path, name: str =
 def draw_report(report: dict[str, Any], run_dir: str | Path) -> list[str]:
     """Every picture of a run: ``confusion_matrix_<split>.png``, ``accuracy_per_voice.png`` and
     ``reliability_<split>.png`` (clip confidence before and after temperature scaling)."""
-    reliability = [draw_reliability(metrics, Path(run_dir) / f"reliability_{split}.png", f"reliability, {split}")
-                   for split, metrics in report.get("splits", {}).items() if "calibration" in metrics]
-    return draw_confusion_matrices(report, run_dir) + draw_voice_accuracy(report, run_dir) + reliability
+    return draw_confusion_matrices(report, run_dir) + draw_voice_accuracy(report, run_dir) + \
+        draw_reliability_diagrams(report, run_dir)
