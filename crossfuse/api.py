@@ -20,7 +20,7 @@ from .errors import ConfigError, CrossfuseError, RunInterrupted
 from .plugins import get_plugin_manager
 from .runs import RunDir, default_output
 
-RUN_SECTIONS = ("task", "seed", "output", "backbone", "backbones", "data", "head", "train", "eval")
+RUN_SECTIONS = ("task", "seed", "output", "backbone", "backbones", "data", "head", "train", "eval", "distill", "serve")
 # Keyword options of run() / flags of `crossfuse run`, and the config key each sets.
 SHORTCUTS = {"backbone": "backbone.name", "init_from": "backbone.init_from", "epochs": "train.epochs",
              "device": "train.device", "output": "output", "seed": "seed", "data": "data.train"}

@@ -87,6 +87,9 @@ class TrainConfig:
     progress: bool = True
     sampler: Literal["shuffle", "balanced", "weighted"] = "shuffle"  # balanced: every class drawn equally often
     keep_resume_state: bool = False  # keep last-state.pt (optimizer moments) once the run has finished
+    tensorboard: Optional[bool] = None  # TensorBoard event files in the run directory; None: when installed
+    mlflow_uri: Optional[str] = None  # also log params, metrics and the report to this MLflow tracking URI
+    mlflow_experiment: Optional[str] = None  # MLflow experiment name (default: the task's name)
 
 
 @dataclass
@@ -94,6 +97,25 @@ class EvalConfig:
     """Evaluation options shared by every task."""
 
     metrics: list[str] = field(default_factory=list)  # registered metrics added to the task's own (ece, brier ...)
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation: train this run's (smaller) model against a finished run's outputs."""
+
+    teacher: Optional[str] = None  # a finished run directory of the same task; None: no distillation
+    alpha: float = 0.5  # weight of the teacher's soft targets; 1 - alpha weighs the task's own loss
+    temperature: float = 2.0  # softens both distributions (Hinton et al. 2015); the soft loss is scaled by T^2
+
+
+@dataclass
+class ServeConfig:
+    """``crossfuse serve``: how requests are batched and what a request may hold."""
+
+    max_batch_size: int = 8  # inputs run through the model together, gathered from concurrent requests
+    max_wait_ms: float = 10.0  # how long the first request of a batch waits for others
+    max_inputs: int = 64  # inputs (texts or files) in one request
+    max_upload_mb: float = 16.0  # total size of the files of one request
 
 
 @dataclass
@@ -109,6 +131,8 @@ class RunConfig:
     head: Any = None
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, ready for YAML or JSON."""
