@@ -23,7 +23,8 @@ from .runs import RunDir, default_output
 RUN_SECTIONS = ("task", "seed", "output", "backbone", "backbones", "data", "head", "train", "eval", "distill", "serve")
 # Keyword options of run() / flags of `crossfuse run`, and the config key each sets.
 SHORTCUTS = {"backbone": "backbone.name", "init_from": "backbone.init_from", "epochs": "train.epochs",
-             "device": "train.device", "output": "output", "seed": "seed", "data": "data.train"}
+             "device": "train.device", "output": "output", "seed": "seed", "data": "data.train",
+             "distill_from": "distill.teacher"}
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -84,7 +85,8 @@ def resolve_config(task: str, config: str | Path | None = None, overrides: Seque
     """Defaults of ``task`` <- YAML file ``config`` <- ``--set`` overrides <- keyword options.
 
     ``options`` are the CLI shortcuts: ``backbone``, ``init_from``, ``epochs``, ``device``,
-    ``output``, ``seed``, ``data`` (a dataset path: ``data.train``). Each layer is checked on its own
+    ``output``, ``seed``, ``data`` (a dataset path: ``data.train``), ``distill_from`` (a teacher run:
+    ``distill.teacher``). Each layer is checked on its own
     so an error points at the file, line or flag at fault; then the whole is checked for sense.
     """
     cls = task_class(task)
@@ -119,7 +121,7 @@ def _shortcut_layer(cls: type, options: dict[str, Any]) -> dict[str, Any]:
             names = ", ".join(cls.inputs)
             raise ConfigError(f"task {cls.name!r} has several backbones ({names}): instead of --{key.replace('_', '-')}"
                               f" use --set backbones.{next(iter(cls.inputs))}.{SHORTCUTS[key].split('.')[1]}=...")
-        set_dotted(layer, SHORTCUTS[key], str(value) if key == "data" else value)
+        set_dotted(layer, SHORTCUTS[key], str(value) if key in ("data", "distill_from") else value)
     return layer
 
 
@@ -152,6 +154,7 @@ def check_config(cls: type, config: RunConfig) -> None:
     """Values that are well-typed but make no sense together, found before anything runs."""
     from .datasets import check_format
     from .metrics import check_metric_names
+    from .distill import check_distill_config
 
     train = config.train
     for key, value, low in (("epochs", train.epochs, 1), ("batch_size", train.batch_size, 1),
@@ -173,6 +176,7 @@ def check_config(cls: type, config: RunConfig) -> None:
                               f"set data.format to auto (or a registered format) to read it")
     check_metric_names(config.eval.metrics)
 
+    check_distill_config(cls, config.distill)
 
 # -- running ---------------------------------------------------------------------------------
 
@@ -194,7 +198,7 @@ def run(task: str, *, config: str | Path | None = None, overrides: Sequence[str]
     """Train and evaluate ``task``; return the run directory and its report.
 
     Keyword ``options``: ``backbone``, ``init_from``, ``epochs``, ``device``, ``output``, ``seed``,
-    ``data`` (as on the CLI). With ``resume=True`` the saved config of the run in ``output``
+    ``data``, ``distill_from`` (as on the CLI). With ``resume=True`` the saved config of the run in ``output``
     (default: the latest run of ``task``) is used unchanged, and training continues exactly where
     it stopped. Nothing is written until the data, the backbones and the device have been checked.
     """
@@ -241,7 +245,9 @@ def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite
     backbones, origins = build_backbones(cls, config)  # unknown or unreachable backbones fail here, too
     task.backbones = backbones
     model = task.build_model(backbones if cls.inputs else backbones[SINGLE])
-    trainer = Trainer(task, model, data, config.train, seed=config.seed, callbacks=callbacks)  # device, sampler
+    teacher = _teacher(task, config)
+    trainer = Trainer(task, model, data, config.train, seed=config.seed, callbacks=callbacks,
+                      teacher=teacher)  # device, sampler
     run_dir = trainer.agree(run_dir or default_output(config.task))  # every rank writes to rank 0's choice
     if trainer.dist.is_main:  # every check has passed: only now does the run directory appear
         trainer.run = RunDir.create(run_dir, resume=resume, overwrite=overwrite)
@@ -256,6 +262,8 @@ def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite
     except KeyboardInterrupt as interrupt:  # the trainer saved a checkpoint: say how to continue
         raise RunInterrupted(config.task, run_dir) from interrupt
     report = _final_report(task, trainer, data, config, state, started)  # collective: every rank evaluates
+    if teacher is not None and (trainer.dist.is_main or trainer.strategy == "fsdp"):
+        _report_distillation(report, task, trainer, data, config, teacher)
     if trainer.dist.is_main:
         if origins:
             report["init_from"] = origins
@@ -306,6 +314,30 @@ def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: 
         report["baseline"] = baseline
     report["wall_time_s"] = round(time.time() - started, 1)
     return report
+
+
+def _teacher(task: Any, config: RunConfig) -> Any:
+    """The distillation teacher (``distill.teacher``), checked against the student's data, or None."""
+    if not config.distill.teacher:
+        return None
+    from .distill import Teacher
+
+    teacher = Teacher(config.distill.teacher, config.distill)
+    teacher.check_student(task)
+    return teacher
+
+
+def _report_distillation(report: dict[str, Any], task: Any, trainer: Any, data: Any, config: RunConfig,
+                        teacher: Any) -> None:
+    """Add teacher and student side by side (size, speed, main metric per split) to ``report``."""
+    from .distill import side_by_side
+
+    student = {"task": task, "model": trainer.model, "device": trainer.device, "amp_dtype": trainer.amp_dtype,
+               "run_dir": trainer.run.path, "backbone": _backbone_names(config)}
+    comparison = side_by_side(student, teacher, data.splits(), report.get("splits", {}), task.main_metric,
+                              config.train.eval_batch_size or config.train.batch_size)
+    if report:  # the main rank's
+        report["distillation"] = comparison
 
 
 def _model_metrics(task: Any, model: Any, split: str, samples: Any) -> dict[str, Any]:

@@ -117,6 +117,8 @@ def plugins_command(as_json: bool, check: bool) -> None:
 @click.option("--data", type=click.Path(), help="Dataset file or folder in a format the task reads (detected).")
 @click.option("--backbone", help="Registry name, hf:ORG/NAME, timm:NAME or a local directory.")
 @click.option("--init-from", type=click.Path(file_okay=False), help="Start the backbone from this run's fine-tuned one.")
+@click.option("--distill-from", type=click.Path(file_okay=False),
+              help="Distil: train against this finished run's outputs too (a teacher of the same task).")
 @click.option("--epochs", type=int)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda", "mps"]))
 @click.option("--output", type=click.Path(file_okay=False), help="Run directory (default runs/TASK/TIMESTAMP).")
@@ -144,7 +146,21 @@ def run_command(task: str, config_file: str | None, overrides: tuple[str, ...], 
         click.echo(f"{split}: " + summarize(metrics, report["main_metric"]))
     for name, split_metrics in (report.get("baseline") or {}).get("splits", {}).items():
         click.echo(f"baseline {report['baseline']['name']} {name}: " + summarize(split_metrics, report["main_metric"]))
+    if report.get("distillation"):
+        _distillation_table(report["distillation"])
     click.echo(f"wall time: {report['wall_time_s']} s")
+
+
+def _distillation_table(side: dict[str, Any]) -> None:
+    """Teacher and student of a distilled run, one line each: size, speed and the main metric per split."""
+    splits = list(side["student"]["splits"])
+    rows = [{"model": who, "backbone": str(side[who]["backbone"]), "parameters": f"{side[who]['parameters'] / 1e6:.2f} M",
+             "size": f"{side[who]['size_mb']} MB", f"samples/s ({side['speed_split']})": str(side[who]["samples_per_s"]),
+             **{f"{side['main_metric']} {split}": _metric_line("", side[who]["splits"][split])[2:] for split in splits}}
+            for who in ("student", "teacher")]
+    click.echo(f"distillation (alpha {side['alpha']}, temperature {side['temperature']}; on {side['device']}): "
+               f"student {side['speedup']}x the teacher's speed at {side['size_ratio']}x its parameters")
+    _table(rows, list(rows[0]))
 
 
 @cli.command("eval")

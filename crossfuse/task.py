@@ -255,6 +255,24 @@ class Task:
         """Return the scalar loss of one batch."""
         raise NotImplementedError
 
+    def distillation_step(self, model: Any, batch: dict[str, Any], teacher: dict[str, Any], distill: Any) -> Any:
+        """The scalar loss of one batch when training against a teacher run (``--distill-from``).
+
+        ``teacher`` is the teacher's :meth:`predict_step` outputs for the same samples, prepared by the
+        teacher's own preprocessing; ``distill`` holds ``alpha`` (the teacher's share of the loss) and
+        ``temperature``. Blend the task's own loss with a soft-target loss from
+        :mod:`crossfuse.distill` (``soft_cross_entropy``, ``soft_binary_cross_entropy``,
+        ``similarity_matching``, ``blend``). The teacher prepares each training sample with
+        ``preprocess(sample, train=False)``: a task that distils accepts its training samples there.
+        Default: the task does not support distillation.
+        """
+        raise CrossfuseError(f"task {self.name!r} does not support distillation (Task.distillation_step)")
+
+    def check_teacher(self, teacher: "Task") -> None:
+        """Refuse a distillation teacher (a loaded run of this task, its state restored) whose outputs
+        do not mean what this run's do: other labels, other findings. Called once the data is read.
+        Default: nothing to check."""
+
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         """Per-sample outputs: tensors with the batch as first dimension, or lists with one item
         per sample (nested dicts and lists of tensors are fine: they are moved to the CPU)."""

@@ -166,9 +166,10 @@ class Trainer:
     """Train ``model`` on ``task`` with ``data``; write to ``run`` (only on the main rank)."""
 
     def __init__(self, task: Task, model: nn.Module, data: DataBundle, config: TrainConfig, *, seed: int,
-                 run: RunDir | None = None, callbacks: Sequence[Callback] = ()):
+                 run: RunDir | None = None, callbacks: Sequence[Callback] = (), teacher: Any = None):
         self.task, self.data, self.config, self.seed, self.run = task, data, config, seed, run
         self.callbacks = list(callbacks)
+        self.teacher = teacher  # a crossfuse.distill.Teacher: training batches also go through it
         self.dist = Distributed()
         init_process_group(self.dist, config.device)
         self.device = select_device(config.device, self.dist)
@@ -176,6 +177,8 @@ class Trainer:
         self._set_threads()
         self.strategy = strategy_of(config.strategy, self.dist)
         self.model = model.to(self.device)
+        if teacher is not None:
+            teacher.to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.ddp_model = wrap_model(self.model, self.strategy, self.device, config.find_unused_parameters)
@@ -264,8 +267,11 @@ class Trainer:
         workers = self.config.num_workers
         pin = self.config.pin_memory if self.config.pin_memory is not None else self.device.type == "cuda"
         extra = {"prefetch_factor": self.config.prefetch_factor} if workers and self.config.prefetch_factor else {}
+        collate = self.task.collate
+        if train and self.teacher is not None:
+            dataset, collate = self.teacher.wrap(dataset, collate)
         return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, generator=generator,
-                                           collate_fn=self.task.collate, num_workers=workers, pin_memory=pin, **extra)
+                                           collate_fn=collate, num_workers=workers, pin_memory=pin, **extra)
 
     def _to_device(self, batch: Any) -> Any:
         batch = move_to(batch, self.device)
@@ -347,7 +353,7 @@ class Trainer:
             # Micro-batches that only accumulate skip the gradient reduction across ranks.
             with no_sync(self.ddp_model, self.strategy, sync=boundary):
                 with self.autocast():
-                    loss = self.task.training_step(self.ddp_model, self._to_device(batch))
+                    loss = self._loss(batch)
                 nonfinite |= ~torch.isfinite(loss.detach())  # read once per optimizer step (one device sync)
                 self.scaler.scale(loss / group).backward()
             self.state.batch_in_epoch += 1
@@ -364,6 +370,13 @@ class Trainer:
             if self._out_of_steps():
                 break
         progress.close()
+
+    def _loss(self, batch: Any) -> torch.Tensor:
+        """The task's loss of one training batch; against the teacher's outputs when distilling."""
+        if self.teacher is None:
+            return self.task.training_step(self.ddp_model, self._to_device(batch))
+        student, teacher = batch
+        return self.teacher.loss(self.task, self.ddp_model, self._to_device(student), teacher, self.device)
 
     def _after_step(self, loss: torch.Tensor, progress: Any) -> None:
         # loss.item() waits for the device: only when someone reads the value.

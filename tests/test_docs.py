@@ -32,7 +32,8 @@ def test_hook_has_a_section_in_the_plugin_guide(hook):
 
 PUBLIC_MODULES = ["crossfuse.task", "crossfuse.datasets", "crossfuse.media", "crossfuse.augment", "crossfuse.pictures",
                   "crossfuse.metrics", "crossfuse.explain", "crossfuse.heads", "crossfuse.outputs", "crossfuse.runs",
-                  "crossfuse.errors", "crossfuse.testing", "crossfuse.calibration"]
+                  "crossfuse.errors", "crossfuse.testing", "crossfuse.calibration",
+                  "crossfuse.distill"]
 
 
 def _public_names(module_name):

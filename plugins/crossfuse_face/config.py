@@ -73,6 +73,10 @@ class FaceHeadConfig:
     scale: float = 64.0
     embedding_dim: int = 128
     dropout: float = 0.0
+    # Distillation (--distill-from): weight of the similarity-matching term against the margin loss. The
+    # batch's cosine similarities differ by ~0.01-0.1 squared while the margin loss is ~10, so the term
+    # needs a large weight to matter; Tung and Mori (2019) used 3000.
+    similarity_weight: float = 3000.0
 
 
 @dataclass

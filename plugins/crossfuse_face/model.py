@@ -21,13 +21,18 @@ class FaceModel(nn.Module):
         self.margin = (MarginHead(config.embedding_dim, identities, config.loss, config.margin, config.scale)
                        if identities else None)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Embeddings ``[B, D]`` (not normalised); with ``labels``, the margin head's identity logits.
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None,
+                with_embeddings: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Embeddings ``[B, D]`` (not normalised); with ``labels``, the margin head's identity logits
+        (and the embeddings before them when ``with_embeddings``: distillation needs both).
 
         The margin head runs inside ``forward`` so DDP sees every parameter it must synchronise.
         """
         embeddings = self.embed(self.backbone(images))
-        return embeddings if labels is None else self.margin(embeddings, labels)
+        if labels is None:
+            return embeddings
+        logits = self.margin(embeddings, labels)
+        return (embeddings, logits) if with_embeddings else logits
 
 
 def normalised_embeddings(model: nn.Module, images: torch.Tensor, flip_test: bool) -> torch.Tensor:

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from crossfuse.augment import image_augmentation
 from crossfuse.datasets import Splits
+from crossfuse.distill import blend, similarity_matching
 from crossfuse.errors import ConfigError, CrossfuseError, DataError
 from crossfuse.media import IMAGE_EXTENSIONS, load_image
 from crossfuse.runs import RunDir, cached_folder
@@ -156,8 +157,9 @@ class SecurityFaceMatchTask(Task):
     # -- batches -------------------------------------------------------------------------------
     def preprocess(self, sample: Any, train: bool) -> tuple[torch.Tensor, int | None]:
         """``(input tensor, identity index)`` of a training :class:`FaceImage` (augmented), or
-        ``(input tensor, None)`` of an evaluation image path."""
-        image = load_image(sample.path if train else sample)
+        ``(input tensor, None)`` of an evaluation image path, or of a training image prepared for
+        evaluation (a distillation teacher's view of it)."""
+        image = load_image(sample.path if isinstance(sample, FaceImage) else sample)
         if train and self.augment is not None:
             image = self.augment(image)
         return self.transform(image), (self.labels[sample.identity] if train else None)
@@ -199,6 +201,14 @@ class SecurityFaceMatchTask(Task):
 
     def training_step(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
         return F.cross_entropy(model(batch["images"], batch["labels"]), batch["labels"])
+
+    def distillation_step(self, model: Any, batch: dict[str, Any], teacher: dict[str, Any], distill: Any) -> torch.Tensor:
+        """The margin loss blended with similarity matching: the student learns which faces of the batch
+        the teacher places close together, whatever the two embeddings' widths."""
+        embeddings, logits = model(batch["images"], batch["labels"], with_embeddings=True)
+        hard = F.cross_entropy(logits, batch["labels"])
+        soft = self.config.head.similarity_weight * similarity_matching(embeddings, teacher["embedding"])
+        return blend(hard, soft, distill.alpha)
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         return {"embedding": normalised_embeddings(model, batch["images"], self.config.data.flip_test)}

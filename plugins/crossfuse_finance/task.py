@@ -13,6 +13,7 @@ from torch.nn import functional as F
 
 from crossfuse.calibration import TemperatureScaling
 from crossfuse.datasets import Splits
+from crossfuse.distill import blend, soft_cross_entropy
 from crossfuse.errors import ConfigError, DataError
 from crossfuse.heads import BackboneWithHead, build_head
 from crossfuse.metrics import classification_metrics
@@ -162,6 +163,18 @@ class FinanceSentimentTask(Task):
     def training_step(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
         logits = model(**batch["inputs"])
         return F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
+
+    def distillation_step(self, model: Any, batch: dict[str, Any], teacher: dict[str, Any], distill: Any) -> torch.Tensor:
+        """The labels' cross-entropy blended with the teacher's softened class distribution (raw logits:
+        the teacher's fitted temperature is for reporting, not for teaching)."""
+        logits = model(**batch["inputs"])
+        hard = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
+        return blend(hard, soft_cross_entropy(logits, teacher["logits"], distill.temperature), distill.alpha)
+
+    def check_teacher(self, teacher: Task) -> None:
+        if teacher.label_names != self.label_names:
+            raise ConfigError(f"distill.teacher {teacher.run_dir}: its labels {teacher.label_names} differ from this "
+                              f"run's {self.label_names} (data.labels)")
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         outputs = self.temperature.outputs(model(**batch["inputs"]))

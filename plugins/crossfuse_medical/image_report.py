@@ -117,11 +117,11 @@ class MedicalImageReportTask(MedicalImagingTask):
     def _model_inputs(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return batch["images"], batch["input_ids"], batch["attention_mask"]
 
-    def training_step(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
+    def training_logits(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
         keep = batch["keep"]
         if len(self.config.head.inputs) == 2:
             keep = modality_dropout(keep, self.config.head.modality_dropout)
-        return self.loss(model(*self._model_inputs(batch), keep=keep), batch["labels"])
+        return model(*self._model_inputs(batch), keep=keep)
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         network = getattr(model, "module", model)  # under DDP, evaluation runs on the wrapped module

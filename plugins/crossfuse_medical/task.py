@@ -20,7 +20,8 @@ import torch
 from torch.nn import functional as F
 
 from crossfuse.datasets import Splits
-from crossfuse.errors import CrossfuseError, DataError, DataWarning
+from crossfuse.distill import blend, soft_binary_cross_entropy, soft_cross_entropy
+from crossfuse.errors import ConfigError, CrossfuseError, DataError, DataWarning
 from crossfuse.heads import BackboneWithHead, build_head
 from crossfuse.task import DataBundle, Task, batched, expand_inputs, rows
 
@@ -236,8 +237,29 @@ class MedicalImagingTask(Task):
         logits = logits.float()
         return logits.sigmoid() if self._space().uses_sigmoid else logits.softmax(-1)
 
+    def training_logits(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
+        """The model's raw outputs for a training batch (what :meth:`loss` scores)."""
+        return model(images=batch["images"])
+
     def training_step(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
-        return self.loss(model(images=batch["images"]), batch["labels"])
+        return self.loss(self.training_logits(model, batch), batch["labels"])
+
+    def distillation_step(self, model: Any, batch: dict[str, Any], teacher: dict[str, Any], distill: Any) -> torch.Tensor:
+        """The task's loss blended with the teacher's softened probabilities: per finding for sigmoid
+        outputs, over the classes for softmax ones."""
+        logits = self.training_logits(model, batch)
+        if self._space().uses_sigmoid:
+            soft = soft_binary_cross_entropy(logits, teacher["probabilities"], distill.temperature)
+        else:  # log-probabilities are logits up to a constant, which the softmax ignores
+            soft = soft_cross_entropy(logits, teacher["probabilities"].clamp_min(1e-12).log(), distill.temperature)
+        return blend(self.loss(logits, batch["labels"]), soft, distill.alpha)
+
+    def check_teacher(self, teacher: Task) -> None:
+        mine, theirs = self._space(), teacher._space()
+        if (theirs.outputs, theirs.uses_sigmoid) != (mine.outputs, mine.uses_sigmoid):
+            kind = {True: "sigmoid", False: "softmax"}
+            raise ConfigError(f"distill.teacher {teacher.run_dir}: it predicts {list(theirs.outputs)} "
+                              f"({kind[theirs.uses_sigmoid]}), this run {list(mine.outputs)} ({kind[mine.uses_sigmoid]})")
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         outputs = {"probabilities": self.probabilities(model(images=batch["images"]))}

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from crossfuse.calibration import TemperatureScaling
 from crossfuse.datasets import Splits
+from crossfuse.distill import blend, soft_cross_entropy
 from crossfuse.errors import ConfigError, DataError, DataWarning
 from crossfuse.media import AUDIO_EXTENSIONS, load_audio
 from crossfuse.task import DataBundle, Task, batched, expand_inputs
@@ -257,6 +258,17 @@ class VoiceCommandTask(Task):
     def training_step(self, model: Any, batch: dict[str, Any]) -> torch.Tensor:
         logits = model(batch["waveforms"], batch["lengths"])
         return F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
+
+    def distillation_step(self, model: Any, batch: dict[str, Any], teacher: dict[str, Any], distill: Any) -> torch.Tensor:
+        """Clip cross-entropy blended with the teacher's softened class distribution (its raw logits)."""
+        logits = model(batch["waveforms"], batch["lengths"])
+        hard = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
+        return blend(hard, soft_cross_entropy(logits, teacher["logits"], distill.temperature), distill.alpha)
+
+    def check_teacher(self, teacher: Task) -> None:
+        if teacher.labels != self.labels:
+            raise ConfigError(f"distill.teacher {teacher.run_dir}: its classes {teacher.labels} differ from this "
+                              f"run's {self.labels} (data.words)")
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
         outputs = self.temperature.outputs(model(batch["waveforms"], batch["lengths"]))
