@@ -47,6 +47,7 @@ class BackboneConfig:
     gradient_checkpointing: bool = False  # recompute activations in backward: less memory, more time
     lora: LoraConfig = field(default_factory=LoraConfig)
     trust_remote_code: bool = False
+    layers: Optional[int] = None  # transformers: keep only the first N layers (a smaller student, same weights)
     max_length: Optional[int] = None  # text: tokens per input
     pooling: Optional[Literal["mean", "cls"]] = None  # text: how token states become one vector
     image_size: Optional[int] = None  # image: side of the square input

@@ -181,3 +181,32 @@ def test_hub_model_cached_without_its_files_fails_fast(monkeypatch, tmp_path):
     with pytest.raises(CrossfuseError, match="hf download an-org/vit --local-dir DIR"):
         build_backbone("hf:an-org/vit")  # no processor, no weights in the cache
     assert time.time() - started < 5
+
+
+def test_backbone_layers_keeps_the_first_layers_with_their_pretrained_weights(tmp_path):
+    import torch
+
+    from crossfuse.backbones import build_backbone
+    from crossfuse.testing import write_tiny_text_backbone
+
+    folder = write_tiny_text_backbone(tmp_path / "bert")  # 2 layers
+    whole = build_backbone({"name": str(folder)})
+    first = build_backbone({"name": str(folder), "layers": 1})
+    assert len(first.model.encoder.layer) == 1 and len(whole.model.encoder.layer) == 2
+    kept = first.model.state_dict()
+    for key, value in kept.items():
+        assert torch.equal(value, whole.model.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("name, layers, message", [
+    ("tiny-cnn", 1, "is not a Hugging Face transformer backbone"),
+    (None, 3, "backbone.layers must be between 1 and 2"),
+])
+def test_backbone_layers_out_of_reach_are_refused(tmp_path, name, layers, message):
+    from crossfuse.backbones import build_backbone
+    from crossfuse.errors import ConfigError
+    from crossfuse.testing import write_tiny_text_backbone
+
+    name = name or str(write_tiny_text_backbone(tmp_path / "bert"))
+    with pytest.raises(ConfigError, match=message):
+        build_backbone({"name": name, "layers": layers})

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import BackboneConfig
-from ..errors import CrossfuseError
+from ..errors import ConfigError, CrossfuseError
 from .weights import WeightsReport, load_weights
 
 __all__ = ["WeightsReport", "build_backbone", "load_weights", "resolve_source", "source_modality"]
@@ -84,6 +84,9 @@ def build_backbone(config: BackboneConfig | dict[str, Any] | str, *, adapt: bool
     for key, value in overrides.items():
         setattr(config, key, value)
     backbone = _build_source(config)
+    if config.layers is not None and _layer_count(backbone) != config.layers:
+        raise ConfigError(f"backbone.layers={config.layers}: {config.name!r} is not a Hugging Face transformer "
+                          f"backbone (hf:ORG/NAME, a local folder, or a registry name that loads one); drop the key")
     if config.weights:
         backbone.weights_report = load_weights(backbone, config.weights)
     if adapt:
@@ -91,6 +94,11 @@ def build_backbone(config: BackboneConfig | dict[str, Any] | str, *, adapt: bool
 
         adapt_backbone(backbone, config)
     return backbone
+
+
+def _layer_count(backbone: Any) -> int | None:
+    """The ``num_hidden_layers`` of a transformers backbone's model config, None for other backbones."""
+    return getattr(getattr(getattr(backbone, "model", None), "config", None), "num_hidden_layers", None)
 
 
 def _build_source(config: BackboneConfig) -> Any:

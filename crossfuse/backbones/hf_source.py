@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import BackboneConfig
-from ..errors import CrossfuseError
+from ..errors import ConfigError, CrossfuseError
 from .hub import cached_hub_file, download_hint, hub_options
 
 # Names of the transformers mappings (transformers.models.auto.modeling_auto) that mark a modality.
@@ -62,10 +62,26 @@ def load_hf_config(source: str, config: BackboneConfig, from_hub: bool) -> tuple
                              f"folder (save_pretrained output with config.json, its tokenizer or processor files "
                              f"and weights)")
     try:
-        return AutoConfig.from_pretrained(source, **options), options
+        hf_config = AutoConfig.from_pretrained(source, **options)
     except (OSError, ValueError) as exc:
         raise CrossfuseError(f"could not read the model config of {source!r}: {exc}"
                              + (f" {download_hint(source)}" if from_hub else "")) from None
+    if config.layers is not None:
+        keep_first_layers(hf_config, config.layers, source)
+    return hf_config, options
+
+
+def keep_first_layers(hf_config: Any, layers: int, source: str) -> None:
+    """``backbone.layers``: the model is built with its first ``layers`` layers, whose pretrained weights
+    load as they are (the rest of the checkpoint is left out): a shallower student that starts from the
+    teacher's own lower layers, as DistilBERT's did from every other layer."""
+    total = getattr(hf_config, "num_hidden_layers", None)
+    if not isinstance(total, int):
+        raise ConfigError(f"backbone.layers: the config of {source!r} names no num_hidden_layers; only layered "
+                          f"transformer models can keep their first N layers")
+    if not 1 <= layers <= total:
+        raise ConfigError(f"backbone.layers must be between 1 and {total} (the layers of {source!r}), got {layers}")
+    hf_config.num_hidden_layers = layers
 
 
 def load_hf_model(source: str, hf_config: Any, config: BackboneConfig, options: dict[str, Any],
