@@ -17,6 +17,7 @@ from typing import Any, Sequence
 
 from .config import RunConfig, build, merge, parse_overrides, read_yaml, set_dotted
 from .errors import ConfigError, CrossfuseError, RunInterrupted
+from .html_report import write_html_report
 from .plugins import get_plugin_manager
 from .runs import RunDir, default_output
 
@@ -153,8 +154,8 @@ def _fill_backbones(cls: type, config: RunConfig, merged: dict[str, Any]) -> Non
 def check_config(cls: type, config: RunConfig) -> None:
     """Values that are well-typed but make no sense together, found before anything runs."""
     from .datasets import check_format
-    from .metrics import check_metric_names
     from .distill import check_distill_config
+    from .metrics import check_metric_names
 
     train = config.train
     for key, value, low in (("epochs", train.epochs, 1), ("batch_size", train.batch_size, 1),
@@ -175,8 +176,8 @@ def check_config(cls: type, config: RunConfig) -> None:
             raise ConfigError(f"data.format=demo uses the built-in data, but data.train is {config.data.train!r}: "
                               f"set data.format to auto (or a registered format) to read it")
     check_metric_names(config.eval.metrics)
-
     check_distill_config(cls, config.distill)
+
 
 # -- running ---------------------------------------------------------------------------------
 
@@ -239,6 +240,7 @@ def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite
     from .trainer import Trainer, seed_everything
 
     cls = task_class(config.task)
+    tracking = _tracking(config)  # a missing tracking package or server fails here, before anything is written
     task = cls(config)
     data = task.load_data()  # bad data fails here, before anything is written
     seed_everything(config.seed)
@@ -255,12 +257,17 @@ def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite
         trainer.run.write_config(config.to_dict())
         save_snapshots(trainer.run, model, backbones)
         trainer.run.write_task_state(task.state_dict())
+        tracking.attach(trainer.run, resume=resume)  # TensorBoard / MLflow receive what metrics.jsonl does
     else:
         trainer.run = RunDir(run_dir)
     try:
         state = trainer.fit(resume=resume)
     except KeyboardInterrupt as interrupt:  # the trainer saved a checkpoint: say how to continue
+        tracking.close("KILLED")
         raise RunInterrupted(config.task, run_dir) from interrupt
+    except BaseException:
+        tracking.close("FAILED")
+        raise
     report = _final_report(task, trainer, data, config, state, started)  # collective: every rank evaluates
     if teacher is not None and (trainer.dist.is_main or trainer.strategy == "fsdp"):
         _report_distillation(report, task, trainer, data, config, teacher)
@@ -273,10 +280,21 @@ def _execute(config: RunConfig, run_dir: Path | None, *, resume: bool, overwrite
         report["pictures"] = task.draw_report(report, trainer.run.path)
         save_adapters(trainer.run, backbones)  # a LoRA run's adapters, also in peft's own format
         trainer.run.write_report(report)
+        write_html_report(trainer.run.path)
+        tracking.finish(report, trainer.run)
         if not config.train.keep_resume_state:
             trainer.run.drop_resume_state()
     trainer.close()
     return RunResult(trainer.run.path, report if trainer.dist.is_main else {})
+
+
+def _tracking(config: RunConfig) -> Any:
+    """The run's TensorBoard / MLflow trackers (:mod:`crossfuse.tracking`), checked, not started; only
+    the main rank tracks."""
+    from .distributed import Distributed
+    from .tracking import start_tracking
+
+    return start_tracking(config, is_main=Distributed().is_main)
 
 
 def _final_report(task: Any, trainer: Any, data: Any, config: RunConfig, state: Any, started: float) -> dict[str, Any]:

@@ -378,6 +378,62 @@ def _shell_path(path: Any) -> str:
     return shlex.quote(text)
 
 
+@cli.command("runs")
+@click.argument("task", required=False)
+@click.option("--root", default="runs", show_default=True, type=click.Path(file_okay=False),
+              help="Folder to search for run directories.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def runs_command(task: str | None, root: str, as_json: bool) -> None:
+    """List the runs under --root (of TASK only, when given), newest first.
+
+    Status: finished (report.json), resumable (a resume state, no report: `crossfuse run TASK
+    --output RUN_DIR --resume`) or incomplete.
+    """
+    from .history import list_runs, runs_table
+
+    summaries = list_runs(root, task=task)
+    if as_json:
+        _emit_json([s.as_dict() for s in summaries])
+        return
+    if not summaries:
+        click.echo(f"no runs{' of ' + task if task else ''} under {root}")
+        return
+    for line in runs_table(summaries):
+        click.echo(line)
+
+
+@cli.command("compare")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_A RUN_B [RUN ...]")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def compare_command(run_dirs: tuple[str, ...], as_json: bool) -> None:
+    """Compare runs: the config keys whose values differ, and the metrics side by side."""
+    from .history import compare_runs, comparison_text
+
+    if len(run_dirs) < 2:
+        raise click.UsageError("give at least two run directories")
+    comparison = compare_runs(run_dirs)
+    if as_json:
+        _emit_json(comparison)
+        return
+    for line in comparison_text(comparison):
+        click.echo(line)
+
+
+@cli.command("report")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of RUN_DIR/report.html.")
+@click.option("--overwrite", is_flag=True, help="Replace --output if the file exists.")
+def report_command(run_dir: str, output: str | None, overwrite: bool) -> None:
+    """(Re)write the self-contained HTML report of RUN_DIR (RUN_DIR/report.html by default)."""
+    from pathlib import Path
+
+    from .html_report import write_html_report
+
+    if output and Path(output).exists() and not overwrite:
+        raise CrossfuseError(f"--output {output} already exists; pass --overwrite to replace it, or choose another file")
+    click.echo(f"wrote {write_html_report(run_dir, output)}")
+
+
 PIP_PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
 
 

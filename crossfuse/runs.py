@@ -13,6 +13,8 @@ Layout::
     RUN_DIR/task_state.json      what the task derived from its data (labels, thresholds ...)
     RUN_DIR/report.json          final metrics of every split (+ baseline)
     RUN_DIR/*.png                the task's pictures
+    RUN_DIR/report.html          one self-contained page about the run (crossfuse.html_report)
+    RUN_DIR/tensorboard/         TensorBoard events, RUN_DIR/mlflow.json the MLflow run id (crossfuse.tracking)
 
 Every file is written atomically (temporary file + rename), so an interrupted write never
 leaves a truncated checkpoint or report behind.
@@ -119,6 +121,9 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        # Where each logged record also goes (TensorBoard, MLflow: crossfuse.tracking): objects with
+        # log(record) and truncate(step), so the trainer logs once and knows no tracker.
+        self.sinks: list[Any] = []
 
     @classmethod
     def create(cls, path: str | Path, *, resume: bool = False, overwrite: bool = False) -> "RunDir":
@@ -214,9 +219,13 @@ class RunDir:
         """Append one JSON line to metrics.jsonl (a line is written whole or not at all)."""
         with open(self.path / METRICS_FILE, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        for sink in self.sinks:
+            sink.log(record)
 
     def truncate_log(self, step: int) -> None:
         """Drop records logged after ``step`` (they belong to the interrupted part of a resumed run)."""
+        for sink in self.sinks:
+            sink.truncate(step)
         path = self.path / METRICS_FILE
         if not path.is_file():
             return
