@@ -378,6 +378,36 @@ def _shell_path(path: Any) -> str:
     return shlex.quote(text)
 
 
+@cli.command("serve")
+@click.argument("runs", nargs=-1, required=True, metavar="[NAME=]RUN_DIR...")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind (0.0.0.0: every interface).")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="uvicorn worker processes; each loads the runs and batches its own requests.")
+@click.option("--token", envvar="CROSSFUSE_SERVE_TOKEN", show_envvar=True,
+              help="Require 'Authorization: Bearer TOKEN' on every route but /health.")
+@click.option("--max-batch-size", type=click.IntRange(min=1), help="Inputs per model call (default: serve.max_batch_size).")
+@click.option("--max-wait-ms", type=click.FloatRange(min=0), help="How long a request waits for others (serve.max_wait_ms).")
+@click.option("--max-inputs", type=click.IntRange(min=1), help="Inputs in one request (serve.max_inputs).")
+@click.option("--max-upload-mb", type=click.FloatRange(min=0, min_open=True),
+              help="Files of one request (serve.max_upload_mb).")
+@click.option("--device", type=click.Choice(["cpu", "cuda", "auto"]), default="cpu", show_default=True)
+def serve_command(runs: tuple[str, ...], host: str, port: int, workers: int, token: str | None,
+                  device: str, **limits: Any) -> None:
+    """Serve trained runs over HTTP: POST /predict, GET /info, /health, /docs.
+
+    \b
+    One run:      crossfuse serve runs/fin            -> /predict, /info
+    Several runs: crossfuse serve fin=runs/a face=runs/b -> /runs/fin/predict, /runs/face/info
+    A text task takes JSON {"inputs": ["..."], "options": {...}}; a file task multipart files (+ option
+    fields). Concurrent requests are batched per run (and per worker). Binds 127.0.0.1 unless --host says.
+    """
+    from .serve import ServeSettings, run_names, serve
+
+    settings = ServeSettings(run_names(runs), device=device, token=token or None, limits=limits)
+    serve(settings, host=host, port=port, workers=workers)
+
+
 @cli.command("runs")
 @click.argument("task", required=False)
 @click.option("--root", default="runs", show_default=True, type=click.Path(file_okay=False),

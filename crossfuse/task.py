@@ -320,6 +320,13 @@ class Task:
             results += [self.format_prediction(item, row) for item, row in zip(chunk, rows(outputs, len(chunk)))]
         return results
 
+    def inputs_per_prediction(self, options: Any) -> int:
+        """How many of :meth:`predict`'s inputs make one prediction with these (typed) ``options``:
+        2 for images matched in pairs, say. ``crossfuse serve`` runs concurrent requests through one
+        ``predict`` call and splits the predictions back by it; a request whose input count is not a
+        multiple of it is run alone. Default 1: one prediction per input file or text."""
+        return 1
+
     def run_batch(self, model: Any, samples: list[Any]) -> dict[str, Any]:
         """:meth:`predict_step` outputs for ``samples`` (preprocessed for evaluation), on the CPU."""
         from .outputs import move_to, to_cpu

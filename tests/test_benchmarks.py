@@ -67,3 +67,15 @@ def test_cli_startup_prints_each_command_against_python_and_torch():
     assert re.search(r"x python +x import torch", out)
     for command in ("python -c pass", "crossfuse --help", "crossfuse list", "crossfuse plugins"):
         assert re.search(rf"^{re.escape(command)} +\d+\.\d{{3}} +\d+\.\d +\d+\.\d\d$", out, re.MULTILINE), command
+
+
+@pytest.mark.slow
+def test_serve_load_prints_both_modes_per_task_and_their_ratio(tmp_path):
+    out = run_script("serve_load.py", "--tasks", "finance-sentiment", "--requests", "6", "--concurrency", "3",
+                     "--warmup", "1", "--batch-size", "8", "--workdir", str(tmp_path), "--out", str(tmp_path / "load.json"))
+    assert re.search(r"^\| finance-sentiment \| batched \| 8 \| 6 \| 6 \| \d+\.\d \|", out, re.MULTILINE)
+    assert re.search(r"^\| finance-sentiment \| unbatched \| 1 \| 6 \| 6 \| \d+\.\d \|", out, re.MULTILINE)
+    assert re.search(r"^ratio batched / unbatched = \d+\.\d{3} \(finance-sentiment", out, re.MULTILINE)
+    batched, unbatched = json.loads((tmp_path / "load.json").read_text())
+    assert unbatched["model_calls"] == 6 and batched["model_calls"] <= 6
+    assert batched["p50_ms"] <= batched["p95_ms"] <= batched["p99_ms"]

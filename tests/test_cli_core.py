@@ -27,6 +27,14 @@ def test_listing_and_help_do_not_import_torch(args):
     assert "TORCH_ABSENT" in result.stderr
 
 
+@pytest.mark.parametrize("args", [["--help"], ["serve", "--help"]])
+def test_help_does_not_import_the_serving_stack(args):
+    code = ("import sys\nfrom crossfuse.cli import main\ntry:\n    main()\nexcept SystemExit:\n"
+            "    print('HEAVY=' + ','.join(m for m in ('torch', 'fastapi', 'uvicorn', 'starlette') if m in sys.modules))\n")
+    result = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip().endswith("HEAVY="), result.stdout[-300:] + result.stderr[-300:]
+
+
 def test_version_is_printed():
     from crossfuse import __version__
 

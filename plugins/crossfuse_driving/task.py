@@ -89,7 +89,7 @@ class DetectionPredictOptions:
     score_threshold: float = field(default=0.5, metadata={"help": "keep detections scoring at least this"})
     output: Optional[str] = field(default=None, metadata={
         "help": "folder for detections.json and the drawn images (default RUN_DIR/predictions/TIMESTAMP); "
-                "never written over"})
+                "never written over", "serve": False})  # crossfuse serve: a client names no server folder
     draw: bool = field(default=True, metadata={"help": "also write each image with its boxes drawn (--draw=false: "
                                                        "detections.json only)"})
     batch_size: int = field(default=8, metadata={"help": "images per forward pass"})

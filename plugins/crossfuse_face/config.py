@@ -88,11 +88,13 @@ class FacePredictOptions:
 
     gallery: Optional[str] = field(default=None, metadata={
         "help": "identity folders to enrol (ROOT/NAME/*.jpg), or a saved *.gallery.safetensors; inputs are then "
-                "probe images or folders (1:N search) instead of pairs"})
+                "probe images or folders (1:N search) instead of pairs",
+        "serve": False})  # crossfuse serve: a client must not make the server read its folders
     top_k: int = field(default=5, metadata={"help": "gallery people listed per probe"})
     threshold: Optional[float] = field(default=None, metadata={
         "help": "similarity needed for 'same' / a gallery match (default: the run's threshold, calibrated on "
                 "validation pairs)"})
     output: Optional[str] = field(default=None, metadata={
-        "help": "folder for an enrolled gallery (default RUN_DIR/galleries/NAME-TIMESTAMP)"})
+        "help": "folder for an enrolled gallery (default RUN_DIR/galleries/NAME-TIMESTAMP)",
+        "serve": False})  # crossfuse serve: a client names no server folder to write to
     batch_size: int = field(default=32, metadata={"help": "images per forward pass"})

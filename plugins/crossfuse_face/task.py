@@ -260,6 +260,10 @@ class SecurityFaceMatchTask(Task):
                  for chunk in batched(list(paths), batch_size)]
         return np.concatenate(parts) if parts else np.zeros((0, self.config.head.embedding_dim), np.float32)
 
+    def inputs_per_prediction(self, options: FacePredictOptions) -> int:
+        """1:1 matching takes images in pairs (2 inputs, 1 prediction); a gallery search, one probe each."""
+        return 1 if options.gallery else 2
+
     def predict(self, model: Any, inputs: list[Any], options: FacePredictOptions) -> list[dict[str, Any]]:
         """1:1: images in pairs -> similarity and same/different. 1:N (``gallery``): probe images or
         folders -> the ``top_k`` gallery people, ``unknown`` below the threshold."""
