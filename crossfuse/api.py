@@ -504,6 +504,21 @@ def evaluate(run_dir: str | Path, data: str | Path, overrides: Sequence[str] = (
     return predictor.evaluate(data, batch_size=batch_size, split=split)
 
 
+
+def export(run_dir: str | Path, format: str, *, quantize: str | None = None, output: str | Path | None = None,
+           overwrite: bool = False, batch_size: int = 32, log: Any = None) -> Any:
+    """Export the run in ``run_dir`` to ``format`` (``onnx`` or ``torchscript``; ``quantize="int8"`` for
+    dynamic int8 weights) and check it against PyTorch on the run's test split; returns a
+    :class:`crossfuse.export.ExportResult` (folder, model file, descriptor, parity figures).
+
+    >>> crossfuse.api.export("runs/fin", "onnx").parity["results"]["fp32"]["max_abs_diff"]  # doctest: +SKIP
+    1.6e-07
+    """
+    from .export import export_run
+
+    return export_run(run_dir, format, quantize=quantize, output=output, overwrite=overwrite,
+                      batch_size=batch_size, log=log or (lambda _: None))
+
 # -- registries ------------------------------------------------------------------------------
 
 

@@ -464,6 +464,36 @@ def report_command(run_dir: str, output: str | None, overwrite: bool) -> None:
     click.echo(f"wrote {write_html_report(run_dir, output)}")
 
 
+@cli.command("export")
+@click.argument("run_dir", type=click.Path())
+@click.option("--format", "fmt", required=True, type=click.Choice(["onnx", "torchscript"]), help="File format.")
+@click.option("--quantize", type=click.Choice(["int8"]), help="Dynamic int8 weights (compared with fp32 side by side).")
+@click.option("--output", type=click.Path(file_okay=False), help="Folder (default RUN_DIR/export/FORMAT[-int8]).")
+@click.option("--overwrite", is_flag=True, help="Replace an export already in the folder.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True,
+              help="Samples per batch of the parity check and the timing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+def export_command(run_dir: str, fmt: str, quantize: str | None, output: str | None, overwrite: bool,
+                   batch_size: int, as_json: bool) -> None:
+    """Export the trained run RUN_DIR to ONNX or TorchScript and check it against PyTorch.
+
+    Writes the model file, preprocessing.json (inputs, tokenizer / image / audio settings, labels,
+    what the file leaves out) and parity.json (the task's main metric both ways, max |difference|).
+    """
+    from . import api
+    from .export import summary_lines
+
+    log = (lambda line: click.echo(line, err=True)) if as_json else click.echo
+    result = api.export(run_dir, fmt, quantize=quantize, output=output, overwrite=overwrite, batch_size=batch_size,
+                        log=log)
+    if as_json:
+        _emit_json({"folder": str(result.folder), "model": str(result.model_file), "descriptor": result.descriptor,
+                    "parity": result.parity})
+        return
+    for line in summary_lines(result):
+        click.echo(line)
+
+
 PIP_PASS_THROUGH = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
 
 

@@ -295,6 +295,16 @@ class Task:
         metrics. Default: none."""
         return {}
 
+    def export_spec(self, model: Any, batch: dict[str, Any]) -> Any:
+        """``crossfuse export``: the :class:`crossfuse.export.ExportSpec` of the part of ``model`` (eval
+        mode, CPU) that goes into the ONNX / TorchScript file, with ``batch`` (a collated evaluation
+        batch) as example. Default: the whole model, called with the tensors ``predict_step`` gives it
+        (:func:`crossfuse.export.spec_from_call`). Override to export a part (leave out a training-only
+        head, a front end that does not trace) and say in ``left_out`` what the caller does instead."""
+        from .export import spec_from_call
+
+        return spec_from_call(self, model, batch)
+
     # -- use -----------------------------------------------------------------------------------
     def load_input(self, item: str) -> Any:
         """One ``predict`` input (a text, or a file from :attr:`input_extensions`) as a sample for

@@ -230,6 +230,12 @@ class DrivingDetectionTask(Task):
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         return {"detections": [self._plain(d) for d in model(batch["images"])]}
 
+    def export_spec(self, model: Any, batch: dict[str, Any]) -> Any:
+        """The whole detector, one image per call (:mod:`.export`)."""
+        from .export import detector_spec
+
+        return detector_spec(self, model, batch)
+
     def _plain(self, detections: dict[str, torch.Tensor]) -> dict[str, Any]:
         # Label 0 is background. FCOS and RetinaNet score every class slot with a sigmoid, so slot 0
         # (never a training target) can still come out of an untrained model: it is not a detection.

@@ -213,6 +213,16 @@ class SecurityFaceMatchTask(Task):
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, Any]:
         return {"embedding": normalised_embeddings(model, batch["images"], self.config.data.flip_test)}
 
+    def export_spec(self, model: Any, batch: dict[str, Any]) -> Any:
+        """The embedding network (the default export of the served model); the margin head is left out."""
+        spec = super().export_spec(model, batch)
+        spec.part = "the embedding network (backbone + embedding head)"
+        spec.outputs = {"output": "[batch, embedding_dim] face embeddings, not yet L2-normalised"}
+        spec.left_out = ("the margin head, which only training uses. To match faces, L2-normalise each embedding "
+                         "(with data.flip_test, first add the embedding of the mirrored image), score a pair by "
+                         "cosine similarity and accept at the task state's operating_point threshold")
+        return spec
+
     def compute_metrics(self, outputs: dict[str, Any], samples: PairSet) -> dict[str, Any]:
         data = self.config.data
         embedding = np.asarray(outputs["embedding"])

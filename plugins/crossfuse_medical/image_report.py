@@ -137,6 +137,12 @@ class MedicalImageReportTask(MedicalImagingTask):
             outputs["labels"] = batch["labels"]
         return outputs
 
+    def export_spec(self, model: Any, batch: dict[str, Any]) -> Any:
+        """Both backbones and the fusion head, with the presence flags as an input (:mod:`.export`)."""
+        from .export import fusion_spec
+
+        return fusion_spec(self, model, batch)
+
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Any]) -> dict[str, Any]:
         metrics = super().compute_metrics(outputs, samples)
         if "probabilities_image" not in outputs:

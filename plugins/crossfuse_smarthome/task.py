@@ -276,6 +276,12 @@ class VoiceCommandTask(Task):
             outputs["labels"] = batch["labels"]
         return outputs
 
+    def export_spec(self, model: Any, batch: dict[str, Any]) -> Any:
+        """The encoder and classifier from front-end features; the log-mel front end stays out (:mod:`.export`)."""
+        from .export import spotter_spec
+
+        return spotter_spec(self, model, batch)
+
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[VoiceClip]) -> dict[str, Any]:
         metrics = voice_metrics(outputs["labels"].numpy(), self.temperature.probabilities(outputs), self.labels,
                                 [clip.speaker for clip in samples])

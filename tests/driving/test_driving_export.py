@@ -1,0 +1,35 @@
+"""The detection run exported: the whole torchvision detector in ONNX, one image per call."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_detection_run, tmp_path_factory):
+    from crossfuse import api
+
+    previous = os.environ.get("CROSSFUSE_CACHE")
+    os.environ["CROSSFUSE_CACHE"] = str(tiny_detection_run.run_dir.parent / "cache")  # the fixture's scenes
+    try:
+        return api.export(tiny_detection_run.run_dir, "onnx", output=tmp_path_factory.mktemp("export") / "onnx")
+    finally:
+        os.environ.pop("CROSSFUSE_CACHE") if previous is None else os.environ.__setitem__("CROSSFUSE_CACHE", previous)
+
+
+def test_the_exported_detector_finds_the_same_boxes_and_map(exported):
+    fp32, pytorch = exported.parity["results"]["fp32"], exported.parity["results"]["pytorch"]
+    assert fp32["max_abs_diff_by_output"]["detections"] < 1e-3  # pixel coordinates
+    assert fp32["metrics"]["mAP@.5"] == pytest.approx(pytorch["metrics"]["mAP@.5"], abs=1e-9)
+
+
+def test_onnxruntime_runs_it_on_an_image_of_another_size(exported):
+    import numpy as np
+    import onnxruntime
+
+    assert "whole torchvision detector" in exported.descriptor["part"]
+    session = onnxruntime.InferenceSession(str(exported.model_file), providers=["CPUExecutionProvider"])
+    boxes, scores, labels = session.run(None, {"image": np.random.default_rng(0).random((3, 60, 120), np.float32)})
+    assert boxes.shape[1:] == (4,) and len(scores) == len(labels) == len(boxes)

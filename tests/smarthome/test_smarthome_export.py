@@ -1,0 +1,37 @@
+"""The keyword spotter exported: encoder and classifier from log-mel features; the front end is described."""
+
+from __future__ import annotations
+
+import pytest
+
+import crossfuse
+
+from voice_files import tone_commands
+
+OVERRIDES = ["data.words=[lights, music, on]", "data.unknown_fraction=null", "data.silence_fraction=0.3",
+             "data.stream.babble_seconds=5", "train.batch_size=16", "train.threads=1"]
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    from crossfuse import api
+
+    folder = tmp_path_factory.mktemp("voice-export")
+    root = tone_commands(folder / "sc", ["lights", "music", "on", "bed", "cat"], 6, validation=[4], testing=[5])
+    result = crossfuse.run("smarthome-voice-commands", data=str(root), backbone="bc-resnet-1", epochs=1,
+                           output=str(folder / "run"), overrides=OVERRIDES, progress=False)
+    return api.export(result.run_dir, "onnx", output=folder / "onnx")
+
+
+def test_the_exported_classifier_gives_pytorchs_probabilities_and_accuracy(exported):
+    fp32, pytorch = exported.parity["results"]["fp32"], exported.parity["results"]["pytorch"]
+    assert fp32["max_abs_diff_by_output"]["probabilities"] < 1e-5
+    assert fp32["metrics"]["accuracy"] == pytest.approx(pytorch["metrics"]["accuracy"], abs=1e-9)
+
+
+def test_the_front_end_is_left_out_with_its_settings(exported):
+    descriptor = exported.descriptor
+    assert [i["name"] for i in descriptor["inputs"]] == ["features", "feature_lengths"]
+    assert descriptor["inputs"][0]["shape"][0] == "batch" and descriptor["inputs"][0]["shape"][2] == "frames"
+    assert "front end" in descriptor["left_out"] and "hop_length=160" in descriptor["left_out"]
+    assert descriptor["produced_by"]["backbone"]["sample_rate"] == 16000
