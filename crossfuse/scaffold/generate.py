@@ -57,6 +57,9 @@ TRAIN_NOTES = {
     "progress": "progress bars on stderr",
     "sampler": "shuffle | balanced (every class equally often) | weighted (Task.sample_weights)",
     "keep_resume_state": "keep last-state.pt (optimizer moments) once the run has finished",
+    "tensorboard": "TensorBoard events in RUN_DIR/tensorboard; null: when the package is installed",
+    "mlflow_uri": "also log params, metrics and the report to this MLflow tracking URI; null: off",
+    "mlflow_experiment": "MLflow experiment name; null: the task's name",
 }
 
 # Trainer values of the generated defaults (the rest are TrainConfig's): tuned on the demo data.
