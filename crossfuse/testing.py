@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 
 def write_tiny_text_backbone(directory: str | Path, texts: Iterable[str] = (), hidden: int = 32) -> Path:
@@ -44,10 +46,8 @@ def smoke_fit(task: str, output: str | Path, *, backbone: str | None = None, epo
 
     Without ``backbone``, each input gets the tiny backbone of its modality (:data:`TINY_BACKBONES`).
     Demo data the task generates goes to ``cache`` (default: a ``cache`` folder beside ``output``),
-    never the user's ``~/.cache``.
+    never the user's ``~/.cache``; :func:`demo_cache` of the run finds it again afterwards.
     """
-    import os
-
     from .api import run, task_class
 
     cls = task_class(task)
@@ -57,11 +57,20 @@ def smoke_fit(task: str, output: str | Path, *, backbone: str | None = None, epo
                      if modality in TINY_BACKBONES] + overrides
     elif backbone is None:
         backbone = TINY_BACKBONES.get(cls.modality)
-    previous = os.environ.get("CROSSFUSE_CACHE")
-    os.environ["CROSSFUSE_CACHE"] = str(cache or previous or Path(output).parent / "cache")
-    try:
+    with demo_cache(cache or os.environ.get("CROSSFUSE_CACHE") or Path(output).parent / "cache"):
         return run(task, output=str(output), backbone=backbone, epochs=epochs, overrides=overrides,
                    progress=False, **options)
+
+
+@contextlib.contextmanager
+def demo_cache(folder: str | Path) -> Iterator[Path]:
+    """``$CROSSFUSE_CACHE`` set to ``folder`` inside the block, restored after it. Code that reads a
+    :func:`smoke_fit` run's demo data again (``crossfuse.api.export`` of it, say) wraps itself in
+    ``demo_cache(run_dir.parent / "cache")``, where that fit left the data."""
+    previous = os.environ.get("CROSSFUSE_CACHE")
+    os.environ["CROSSFUSE_CACHE"] = str(folder)
+    try:
+        yield Path(folder)
     finally:
         if previous is None:
             os.environ.pop("CROSSFUSE_CACHE", None)

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 
 @pytest.fixture(scope="module")
 def exported(tiny_face_run, tmp_path_factory):
     from crossfuse import api
+    from crossfuse.testing import demo_cache
 
-    previous = os.environ.get("CROSSFUSE_CACHE")
-    os.environ["CROSSFUSE_CACHE"] = str(tiny_face_run.run_dir.parent / "cache")  # the fixture's demo faces
-    try:
+    with demo_cache(tiny_face_run.run_dir.parent / "cache"):  # where the fixture's fit left its demo data
         return api.export(tiny_face_run.run_dir, "onnx", output=tmp_path_factory.mktemp("export") / "onnx")
-    finally:
-        os.environ.pop("CROSSFUSE_CACHE") if previous is None else os.environ.__setitem__("CROSSFUSE_CACHE", previous)
 
 
 def test_the_exported_embeddings_give_the_same_pair_metrics(exported):
