@@ -7,9 +7,11 @@ classification, image feature extraction); anything else is a text encoder.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..config import BackboneConfig
 from ..errors import ConfigError, CrossfuseError
@@ -94,7 +96,8 @@ def load_hf_model(source: str, hf_config: Any, config: BackboneConfig, options: 
     try:
         if config.pretrained:
             # transformers 5 keeps a checkpoint's dtype (often bf16); training expects float32 parameters.
-            return model_class.from_pretrained(source, config=hf_config, dtype=torch.float32, **options)
+            with _quiet_about_dropped_layers(config.layers, source):
+                return model_class.from_pretrained(source, config=hf_config, dtype=torch.float32, **options)
         if model_class is AutoModel:
             return AutoModel.from_config(hf_config, trust_remote_code=config.trust_remote_code)
         return model_class(hf_config)
@@ -102,6 +105,25 @@ def load_hf_model(source: str, hf_config: Any, config: BackboneConfig, options: 
         raise CrossfuseError(f"could not load the model weights of {source!r}: {reason(exc)}. "
                              f"{files_hint(source, 'the weights')} Or set backbone.pretrained=false to start from "
                              f"random weights.") from None
+
+
+@contextlib.contextmanager
+def _quiet_about_dropped_layers(layers: int | None, source: str) -> Iterator[None]:
+    """With ``backbone.layers``, the checkpoint's upper layers are left out on purpose: one line says so
+    instead of transformers' table of every "unexpected" tensor."""
+    if layers is None:
+        yield
+        return
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+    print(f"backbone.layers={layers}: the first {layers} layers of {source} loaded; the rest of its checkpoint is "
+          f"left out", file=sys.stderr)
 
 
 def reason(exc: Exception) -> str:
