@@ -351,7 +351,7 @@ def _report_distillation(report: dict[str, Any], task: Any, trainer: Any, data: 
     from .distill import side_by_side
 
     student = {"task": task, "model": trainer.model, "device": trainer.device, "amp_dtype": trainer.amp_dtype,
-               "run_dir": trainer.run.path, "backbone": _backbone_names(config)}
+               "run_dir": trainer.run.path, "config": config}
     comparison = side_by_side(student, teacher, data.splits(), report.get("splits", {}), task.main_metric,
                               config.train.eval_batch_size or config.train.batch_size)
     if report:  # the main rank's

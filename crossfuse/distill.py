@@ -174,7 +174,7 @@ def side_by_side(student: dict[str, Any], teacher: Teacher, splits: dict[str, Se
                  report_splits: dict[str, dict[str, Any]], main_metric: str, batch_size: int) -> dict[str, Any]:
     """Teacher and student on the student's evaluation splits: size, inference speed, main metric.
 
-    ``student`` holds ``task``, ``model``, ``device``, ``amp_dtype``, ``run_dir`` and ``backbone``;
+    ``student`` holds ``task``, ``model``, ``device``, ``amp_dtype``, ``run_dir`` and ``config`` (its RunConfig);
     the student's metrics come from its report (``report_splits``); the teacher is evaluated here on the
     same samples through its own preprocessing. Speed is measured on the largest split, one batch of
     warm-up first, on the student's device, one model after the other.
@@ -182,10 +182,8 @@ def side_by_side(student: dict[str, Any], teacher: Teacher, splits: dict[str, Se
     from .metrics import split_metrics
 
     timed_split = max(splits, key=lambda name: len(splits[name]))
-    rows = {"student": _model_row(student["model"], student["run_dir"], student["backbone"]),
-            "teacher": _model_row(teacher.model, teacher.run_dir, teacher.predictor.config.backbone.name
-                                  if not teacher.predictor.config.backbones else
-                                  {k: v.name for k, v in teacher.predictor.config.backbones.items()})}
+    rows = {"student": _model_row(student["model"], student["run_dir"], backbone_label(student["config"])),
+            "teacher": _model_row(teacher.model, teacher.run_dir, backbone_label(teacher.predictor.config))}
     rows["student"]["splits"] = {name: report_splits.get(name, {}).get(main_metric) for name in splits}
     rows["teacher"]["splits"] = {}
     device, amp = student["device"], student["amp_dtype"]
@@ -202,6 +200,15 @@ def side_by_side(student: dict[str, Any], teacher: Teacher, splits: dict[str, Se
             "speedup": round(ratio, 2),
             "size_ratio": round(rows["student"]["parameters"] / max(rows["teacher"]["parameters"], 1), 3),
             **rows}
+
+
+def backbone_label(config: Any) -> Any:
+    """A run's backbone as the comparison names it: its name, and the layers it kept (``backbone.layers``);
+    a dict by input for a task with several."""
+    def label(section: Any) -> str:
+        return section.name + (f" (first {section.layers} layers)" if section.layers else "")
+
+    return {name: label(s) for name, s in config.backbones.items()} if config.backbones else label(config.backbone)
 
 
 def _model_row(model: torch.nn.Module, run_dir: Path | str, backbone: Any) -> dict[str, Any]:

@@ -146,3 +146,13 @@ def test_a_student_taught_only_by_the_teacher_learns_the_teachers_rule_not_the_l
 def test_without_the_teachers_weight_the_student_learns_the_labels(tmp_path):
     with_teacher, accuracy = distilled_toy(tmp_path / "a", alpha=0.0)
     assert accuracy > with_teacher
+
+
+def test_the_comparison_names_the_layers_a_student_kept():
+    from crossfuse.config import BackboneConfig, RunConfig
+    from crossfuse.distill import backbone_label
+
+    assert backbone_label(RunConfig(task="t", backbone=BackboneConfig(name="minilm", layers=3))) == \
+        "minilm (first 3 layers)"
+    fused = RunConfig(task="t", backbones={"image": BackboneConfig(name="resnet18"), "text": BackboneConfig(name="b")})
+    assert backbone_label(fused) == {"image": "resnet18", "text": "b"}
