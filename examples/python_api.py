@@ -1,4 +1,4 @@
-"""crossfuse from Python: list tasks, train, predict, evaluate on another file, build a backbone.
+"""crossfuse from Python: list tasks, train, predict, evaluate on another file, build a backbone, distil, export.
 
     python examples/python_api.py                       # the real default (all-MiniLM-L6-v2)
     python examples/python_api.py --backbone tiny-bert  # seconds, random weights (what the tests run)
@@ -28,7 +28,7 @@ def main() -> None:
 
 
 def tour(output: Path, backbone_name: str, epochs: int) -> None:
-    """List, train, predict, evaluate and build a backbone, writing the run into ``output``."""
+    """List, train, predict, evaluate, build a backbone, distil and export, writing the runs beside ``output``."""
 
     # 1. What is installed: tasks and backbones come from plugins.
     print("tasks:", [task["name"] for task in crossfuse.list_tasks()])
@@ -60,6 +60,27 @@ def tour(output: Path, backbone_name: str, epochs: int) -> None:
     backbone = crossfuse.get_backbone(backbone_name)
     features = backbone(**backbone.tokenize(["Rates were left unchanged"]))
     print("feature vector:", tuple(features.shape))
+
+    # 6. Distil the run into a student: here the first 3 layers of the same checkpoint (MiniLM has 6).
+    layers = ["backbone.layers=3"] if backbone_name == "all-minilm-l6-v2" else []
+    student = crossfuse.run("finance-sentiment", backbone=backbone_name, epochs=epochs, distill_from=result.run_dir,
+                            output=str(output.parent / "student"), overrides=layers, progress=False)
+    side = student.report["distillation"]
+    print(f"student {side['student']['splits']['test']:.3f} vs teacher {side['teacher']['splits']['test']:.3f} "
+          f"test macro-F1, {side['speedup']}x the speed")
+
+    # 7. Export to ONNX with int8 weights, checked against PyTorch on the test split (the export extra).
+    from crossfuse import api
+    from crossfuse.errors import CrossfuseError
+
+    try:
+        exported = api.export(result.run_dir, "onnx", quantize="int8")
+    except CrossfuseError as missing:  # onnx / onnxruntime not installed
+        print(f"export skipped: {missing}")
+        return
+    rows = exported.parity["results"]
+    print(f"{exported.model_file}: int8 macro-F1 {rows['int8']['metrics']['macro_f1']:.3f}, "
+          f"{rows['int8']['file_mb']} MB against {rows['fp32']['file_mb']} MB in fp32")
 
 
 if __name__ == "__main__":

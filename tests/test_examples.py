@@ -22,8 +22,12 @@ def test_python_api_example_runs_end_to_end(tmp_path):
     lines = result.stdout.splitlines()
     assert lines[0].startswith("tasks: [") and "'finance-sentiment'" in lines[0]
     assert any(line.startswith("test macro-F1 ") for line in lines)
-    assert lines[-1] == "feature vector: (1, 64)"
-    assert (tmp_path / "finance" / "report.json").is_file()
+    assert "feature vector: (1, 64)" in lines
+    assert any(line.startswith("student ") and "vs teacher" in line for line in lines)
+    assert lines[-1].endswith("MB in fp32") and "int8 macro-F1" in lines[-1]
+    for run in ("finance", "student"):
+        assert (tmp_path / run / "report.json").is_file()
+    assert (tmp_path / "finance" / "export" / "onnx-int8" / "model.onnx").is_file()
 
 
 def test_python_api_example_leaves_no_temporary_folder_behind(tmp_path):
