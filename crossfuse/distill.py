@@ -70,6 +70,14 @@ def blend(task_loss: torch.Tensor, soft_loss: torch.Tensor, alpha: float) -> tor
     return alpha * soft_loss + (1.0 - alpha) * task_loss
 
 
+def softmax_distillation(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: torch.Tensor, distill: Any,
+                         label_smoothing: float = 0.0) -> torch.Tensor:
+    """A single-label classifier's whole distillation loss: the labels' cross-entropy blended with
+    :func:`soft_cross_entropy` against the teacher's logits (``distill.alpha``, ``distill.temperature``)."""
+    hard = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
+    return blend(hard, soft_cross_entropy(logits, teacher_logits, distill.temperature), distill.alpha)
+
+
 def check_same_shape(student: torch.Tensor, teacher: torch.Tensor, what: str) -> None:
     """Refuse teacher outputs that do not line up with the student's (another label set, say)."""
     if student.shape != teacher.shape:

@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from crossfuse.calibration import TemperatureScaling
 from crossfuse.datasets import Splits
-from crossfuse.distill import blend, soft_cross_entropy
+from crossfuse.distill import softmax_distillation
 from crossfuse.errors import ConfigError, DataError
 from crossfuse.heads import BackboneWithHead, build_head
 from crossfuse.metrics import classification_metrics
@@ -167,9 +167,8 @@ class FinanceSentimentTask(Task):
     def distillation_step(self, model: Any, batch: dict[str, Any], teacher: dict[str, Any], distill: Any) -> torch.Tensor:
         """The labels' cross-entropy blended with the teacher's softened class distribution (raw logits:
         the teacher's fitted temperature is for reporting, not for teaching)."""
-        logits = model(**batch["inputs"])
-        hard = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
-        return blend(hard, soft_cross_entropy(logits, teacher["logits"], distill.temperature), distill.alpha)
+        return softmax_distillation(model(**batch["inputs"]), batch["labels"], teacher["logits"], distill,
+                                    self.config.head.label_smoothing)
 
     def check_teacher(self, teacher: Task) -> None:
         if teacher.label_names != self.label_names:

@@ -22,7 +22,7 @@ from torch.nn import functional as F
 
 from crossfuse.calibration import TemperatureScaling
 from crossfuse.datasets import Splits
-from crossfuse.distill import blend, soft_cross_entropy
+from crossfuse.distill import softmax_distillation
 from crossfuse.errors import ConfigError, DataError, DataWarning
 from crossfuse.media import AUDIO_EXTENSIONS, load_audio
 from crossfuse.task import DataBundle, Task, batched, expand_inputs
@@ -261,9 +261,8 @@ class VoiceCommandTask(Task):
 
     def distillation_step(self, model: Any, batch: dict[str, Any], teacher: dict[str, Any], distill: Any) -> torch.Tensor:
         """Clip cross-entropy blended with the teacher's softened class distribution (its raw logits)."""
-        logits = model(batch["waveforms"], batch["lengths"])
-        hard = F.cross_entropy(logits.float(), batch["labels"], label_smoothing=self.config.head.label_smoothing)
-        return blend(hard, soft_cross_entropy(logits, teacher["logits"], distill.temperature), distill.alpha)
+        return softmax_distillation(model(batch["waveforms"], batch["lengths"]), batch["labels"], teacher["logits"],
+                                    distill, self.config.head.label_smoothing)
 
     def check_teacher(self, teacher: Task) -> None:
         if teacher.labels != self.labels:
