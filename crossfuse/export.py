@@ -489,7 +489,6 @@ def export_run(run_dir: str | Path, fmt: str, *, quantize: str | None = None, ou
                overwrite: bool = False, batch_size: int = 32, log: Callable[[str], None] = lambda _: None
                ) -> ExportResult:
     """Export the run in ``run_dir`` (see the module docstring); ``log`` receives progress lines."""
-    import torch
 
     from .api import load
     from .runs import RunDir, atomic_write
@@ -517,7 +516,7 @@ def export_run(run_dir: str | Path, fmt: str, *, quantize: str | None = None, ou
         descriptor = describe(task, spec, fmt, staging, variants[-1][2])
         atomic_write(staging / DESCRIPTOR_FILE, json.dumps(descriptor, indent=2, default=str) + "\n")
         atomic_write(staging / PARITY_FILE, json.dumps(parity, indent=2, default=str) + "\n")
-        for name, path, _ in variants:
+        for _, path, _ in variants:
             if path != model_file:
                 path.unlink(missing_ok=True)  # the fp32 file of an int8 export was only for the comparison
         _move_into_place(staging, folder)
@@ -565,7 +564,8 @@ def _parity(task: Any, model: Any, pytorch: tuple[dict[str, Any], dict[str, Any]
                                                   batch_size)
         differences[name] = {key: max_difference(reference[key], outputs.get(key)) for key in reference}
         rows[name] = {"file_mb": round(path.stat().st_size / 2**20, 3),
-                      "latency_s": latency(lambda: runtime.run(args)), "metrics": scalar_metrics(exported_metrics),
+                      "latency_s": latency(lambda runtime=runtime: runtime.run(args)),
+                      "metrics": scalar_metrics(exported_metrics),
                       "max_abs_diff": max(differences[name].values(), default=0.0),
                       "max_abs_diff_by_output": differences[name], **({"quantization": info} if info else {})}
     return {"task": task.name, "format": fmt, "part": spec.part, "split": split, "samples": len(samples),
@@ -593,7 +593,8 @@ def summary_lines(result: ExportResult) -> list[str]:
              f"left out: {result.descriptor['left_out']}",
              f"parity on the {parity['split']} split ({parity['samples']} samples, batch {parity['batch_size']}, "
              f"{parity['runtime']}):",
-             f"  {'':8} {main:>12} {'max |diff|':>11} {'file MB':>9} {'latency/call':>14}  (median of 5 after 2 warm-ups, on inputs "
+             f"  {'':8} {main:>12} {'max |diff|':>11} {'file MB':>9} {'latency/call':>14}  "
+             f"(median of 5 after 2 warm-ups, on inputs "
              + ", ".join(f"{k} {v}" for k, v in parity["latency_inputs"].items()) + ")"]
     for name, row in parity["results"].items():
         value = row["metrics"].get(main)

@@ -262,8 +262,9 @@ class Task:
         teacher's own preprocessing; ``distill`` holds ``alpha`` (the teacher's share of the loss) and
         ``temperature``. Blend the task's own loss with a soft-target loss from
         :mod:`crossfuse.distill` (``softmax_distillation`` for a single-label classifier, or
-        ``soft_cross_entropy``, ``soft_binary_cross_entropy``, ``similarity_matching`` and ``blend``). The teacher prepares each training sample with
-        ``preprocess(sample, train=False)``: a task that distils accepts its training samples there.
+        ``soft_cross_entropy``, ``soft_binary_cross_entropy``, ``similarity_matching`` and ``blend``).
+        The teacher prepares each training sample with ``preprocess(sample, train=False)``: a task
+        that distils accepts its training samples there.
         Default: the task does not support distillation.
         """
         raise CrossfuseError(f"task {self.name!r} does not support distillation (Task.distillation_step)")

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-
 # What start-up must not import: the model stack and the serving, export and tracking extras.
 HEAVY = ("torch", "transformers", "fastapi", "uvicorn", "starlette", "onnx", "onnxruntime", "onnxscript",
          "tensorboard", "mlflow")

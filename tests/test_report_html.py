@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from cli_runner import assert_usage_error, crossfuse
 
 CHROMIUM = Path("/usr/bin/chromium")

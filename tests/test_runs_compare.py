@@ -10,6 +10,7 @@ import sys
 
 import pytest
 import yaml
+
 from cli_runner import assert_usage_error, crossfuse
 
 

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import crossfuse
-
-from voice_files import tone_commands
-
-OVERRIDES = ["data.words=[lights, music, on]", "data.unknown_fraction=null", "data.silence_fraction=0.3",
-             "data.stream.babble_seconds=5", "train.batch_size=16", "train.threads=1"]
+from voice_files import tone_run
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +12,7 @@ def exported(tmp_path_factory):
     from crossfuse import api
 
     folder = tmp_path_factory.mktemp("voice-export")
-    root = tone_commands(folder / "sc", ["lights", "music", "on", "bed", "cat"], 6, validation=[4], testing=[5])
-    result = crossfuse.run("smarthome-voice-commands", data=str(root), backbone="bc-resnet-1", epochs=1,
-                           output=str(folder / "run"), overrides=OVERRIDES, progress=False)
+    _, result = tone_run(folder)
     return api.export(result.run_dir, "onnx", output=folder / "onnx")
 
 

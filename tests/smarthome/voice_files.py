@@ -79,3 +79,22 @@ def tone_commands(root: Path, words: list[str], speakers: int, validation: list[
         write_wav(root / "_background_noise_" / "hiss.wav",
                   (0.01 * rng.standard_normal(int(noise_seconds * RATE))).astype(np.float32))
     return root
+
+
+# Three tone commands (two more as unknown words), six speakers: a run of seconds.
+TONE_RUN = ["data.words=[lights, music, on]", "data.unknown_fraction=null", "data.silence_fraction=0.3",
+            "data.stream.babble_seconds=5", "train.batch_size=16", "train.threads=1"]
+
+
+def tone_run(folder: Path, backbone: str = "bc-resnet-1", overrides: tuple[str, ...] = (), **options):
+    """One epoch of ``smarthome-voice-commands`` on a tone Speech Commands folder under ``folder``
+    (written once); returns (that folder, the RunResult). ``options`` go to ``crossfuse.run``."""
+    import crossfuse
+
+    root = folder / "sc"
+    if not root.is_dir():
+        tone_commands(root, ["lights", "music", "on", "bed", "cat"], 6, validation=[4], testing=[5])
+    output = options.pop("output", folder / backbone)
+    result = crossfuse.run("smarthome-voice-commands", data=str(root), backbone=backbone, epochs=1, output=str(output),
+                           overrides=[*TONE_RUN, *overrides], progress=False, **options)
+    return root, result
