@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from export_checks import assert_matches_pytorch, export_fit
+
 
 @pytest.fixture(scope="module")
 def exported(tiny_detection_run, tmp_path_factory):
-    from crossfuse import api
-    from crossfuse.testing import demo_cache
-
-    with demo_cache(tiny_detection_run.run_dir.parent / "cache"):  # where the fixture's fit left its demo data
-        return api.export(tiny_detection_run.run_dir, "onnx", output=tmp_path_factory.mktemp("export") / "onnx")
+    return export_fit(tiny_detection_run, tmp_path_factory.mktemp("export") / "onnx")
 
 
 def test_the_exported_detector_finds_the_same_boxes_and_map(exported):
-    fp32, pytorch = exported.parity["results"]["fp32"], exported.parity["results"]["pytorch"]
-    assert fp32["max_abs_diff_by_output"]["detections"] < 1e-3  # pixel coordinates
-    assert fp32["metrics"]["mAP@.5"] == pytest.approx(pytorch["metrics"]["mAP@.5"], abs=1e-9)
+    assert_matches_pytorch(exported, "detections", 1e-3, ["mAP@.5"])  # pixel coordinates
 
 
 def test_onnxruntime_runs_it_on_an_image_of_another_size(exported):

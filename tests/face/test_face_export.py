@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import pytest
 
+from export_checks import assert_matches_pytorch, export_fit
+
 
 @pytest.fixture(scope="module")
 def exported(tiny_face_run, tmp_path_factory):
-    from crossfuse import api
-    from crossfuse.testing import demo_cache
-
-    with demo_cache(tiny_face_run.run_dir.parent / "cache"):  # where the fixture's fit left its demo data
-        return api.export(tiny_face_run.run_dir, "onnx", output=tmp_path_factory.mktemp("export") / "onnx")
+    return export_fit(tiny_face_run, tmp_path_factory.mktemp("export") / "onnx")
 
 
 def test_the_exported_embeddings_give_the_same_pair_metrics(exported):
-    fp32, pytorch = exported.parity["results"]["fp32"], exported.parity["results"]["pytorch"]
-    assert fp32["max_abs_diff_by_output"]["embedding"] < 1e-5
-    for metric in ("accuracy", "roc_auc", "eer"):
-        assert fp32["metrics"][metric] == pytest.approx(pytorch["metrics"][metric], abs=1e-9)
+    assert_matches_pytorch(exported, "embedding", 1e-5, ["accuracy", "roc_auc", "eer"])
 
 
 def test_the_margin_head_is_left_out_and_said_so(exported):

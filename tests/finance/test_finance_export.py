@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from export_checks import assert_matches_pytorch
+
 
 @pytest.fixture(scope="module")
 def exported(tiny_run, tmp_path_factory):
@@ -13,9 +15,7 @@ def exported(tiny_run, tmp_path_factory):
 
 
 def test_the_onnx_model_gives_pytorchs_probabilities_and_macro_f1(exported):
-    fp32, pytorch = exported.parity["results"]["fp32"], exported.parity["results"]["pytorch"]
-    assert fp32["max_abs_diff_by_output"]["probabilities"] < 1e-5
-    assert fp32["metrics"]["macro_f1"] == pytest.approx(pytorch["metrics"]["macro_f1"], abs=1e-9)
+    assert_matches_pytorch(exported, "probabilities", 1e-5, ["macro_f1"])
 
 
 def test_the_descriptor_carries_the_labels_and_the_fitted_temperature(exported):

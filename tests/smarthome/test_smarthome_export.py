@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from export_checks import assert_matches_pytorch
 from voice_files import tone_run
 
 
@@ -17,9 +18,7 @@ def exported(tmp_path_factory):
 
 
 def test_the_exported_classifier_gives_pytorchs_probabilities_and_accuracy(exported):
-    fp32, pytorch = exported.parity["results"]["fp32"], exported.parity["results"]["pytorch"]
-    assert fp32["max_abs_diff_by_output"]["probabilities"] < 1e-5
-    assert fp32["metrics"]["accuracy"] == pytest.approx(pytorch["metrics"]["accuracy"], abs=1e-9)
+    assert_matches_pytorch(exported, "probabilities", 1e-5, ["accuracy"])
 
 
 def test_the_front_end_is_left_out_with_its_settings(exported):
