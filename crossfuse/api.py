@@ -164,6 +164,8 @@ def check_config(cls: type, config: RunConfig) -> None:
             raise ConfigError(f"train.{key} must be at least {low}, got {value}")
     if train.lr <= 0 or (train.head_lr is not None and train.head_lr <= 0):
         raise ConfigError(f"train.lr and train.head_lr must be positive, got {train.lr} and {train.head_lr}")
+    if train.layer_decay is not None and not 0 < train.layer_decay <= 1:
+        raise ConfigError(f"train.layer_decay must be in (0, 1] (e.g. 0.8), got {train.layer_decay}")
     if train.prefetch_factor is not None and train.num_workers == 0:
         raise ConfigError(f"train.prefetch_factor={train.prefetch_factor} needs DataLoader workers: set "
                           f"train.num_workers (e.g. 2) or drop train.prefetch_factor")

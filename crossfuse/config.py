@@ -64,6 +64,7 @@ class TrainConfig:
     eval_batch_size: Optional[int] = None
     lr: float = 5e-5
     head_lr: Optional[float] = None
+    layer_decay: Optional[float] = None  # layer-wise lr decay of a pretrained backbone, e.g. 0.8; None: off
     weight_decay: float = 0.01
     schedule: Literal["linear", "cosine", "constant"] = "linear"
     warmup_ratio: float = 0.1

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import random
 import signal
 import sys
@@ -112,17 +113,42 @@ def lr_lambda(schedule: str, warmup: int, total: int) -> Callable[[int], float]:
 
 def param_groups(model: nn.Module, config: TrainConfig, fresh: Iterable[nn.Parameter] = ()) -> list[dict[str, Any]]:
     """AdamW groups: no weight decay on biases and norms; ``head_lr`` for the ``fresh`` parameters
-    (what the task declares as trained from scratch, :meth:`Task.fresh_parameters`) when it is set."""
-    fresh_ids = {id(p) for p in fresh} if config.head_lr else set()
-    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    for name, parameter in model.named_parameters():
-        if not parameter.requires_grad:
-            continue
+    (what the task declares as trained from scratch, :meth:`Task.fresh_parameters`) when it is set;
+    with ``layer_decay``, each pretrained parameter's rate scaled by its depth (:func:`layer_depths`)."""
+    fresh_ids = {id(p) for p in fresh}
+    named = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    depths, top = layer_depths([name for name, p in named if id(p) not in fresh_ids])
+    groups: dict[tuple[bool, float, bool], list[nn.Parameter]] = {}
+    for name, parameter in named:
         no_decay = parameter.ndim < 2 or "norm" in name.lower()
-        groups.setdefault((id(parameter) in fresh_ids, no_decay), []).append(parameter)
-    return [{"params": params, "lr": config.head_lr if is_fresh else config.lr,
-             "weight_decay": 0.0 if no_decay else config.weight_decay}
-            for (is_fresh, no_decay), params in sorted(groups.items())]
+        is_fresh = id(parameter) in fresh_ids
+        if is_fresh:
+            lr = config.head_lr or config.lr
+        else:
+            lr = config.lr * (config.layer_decay or 1.0) ** (top - depths[name])
+        groups.setdefault((is_fresh and config.head_lr is not None, -lr, no_decay), []).append(parameter)
+    # Sorted as before layer decay existed (pretrained first), so older checkpoints resume group for group.
+    return [{"params": params, "lr": -negative_lr, "weight_decay": 0.0 if no_decay else config.weight_decay}
+            for (_, negative_lr, no_decay), params in sorted(groups.items())]
+
+
+# A numbered block in a parameter name: BERT's encoder.layer.3., GPT-2's h.3., ViT / timm blocks.3., layers.3.
+_BLOCK = re.compile(r"(?:^|\.)(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def layer_depths(names: Iterable[str]) -> tuple[dict[str, int], int]:
+    """Depth of each parameter for layer-wise learning-rate decay (Clark et al., ELECTRA, 2020).
+
+    Embeddings are depth 0, the parameters of numbered block ``i`` depth ``i + 1``, everything
+    else (a pooler, a final norm) the top depth ``L + 1`` for ``L`` blocks. Parameter ``p`` then
+    learns at ``lr * layer_decay ** (top - depth(p))``: the top at ``lr``, lower layers, which hold
+    the more general features, ever more slowly. Returns the depths and the top depth.
+    """
+    names = list(names)
+    blocks = {name: int(match.group(1)) for name in names if (match := _BLOCK.search(name))}
+    top = max(blocks.values(), default=-1) + 2
+    return {name: blocks[name] + 1 if name in blocks else 0 if "embed" in name.lower() else top
+            for name in names}, top
 
 
 # -- the trainer -------------------------------------------------------------------------------

@@ -35,6 +35,11 @@ def test_epochs_zero_and_a_missing_device_fail_before_anything_is_written(tmp_pa
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+def test_a_layer_decay_outside_zero_to_one_is_refused_by_key(tmp_path):
+    assert_usage_error(cli("run", "finance-sentiment", "--set", "train.layer_decay=1.5", "--output", tmp_path, *TINY),
+                       "train.layer_decay must be in (0, 1] (e.g. 0.8), got 1.5")
+
+
 def test_resume_and_overwrite_together_are_refused(tmp_path):
     assert_usage_error(cli("run", "finance-sentiment", "--resume", "--overwrite", "--output", tmp_path / "c", *TINY),
                        "--resume continues the run in --output and --overwrite replaces it: choose one")

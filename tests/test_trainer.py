@@ -420,3 +420,45 @@ def test_augmentation_in_loader_workers_does_not_depend_on_how_many_there_are(tm
     one, two = noisy(make_trainer(None, num_workers=1, epochs=1)), noisy(make_trainer(None, num_workers=2, epochs=1))
     one.fit(), two.fit()
     assert_same_weights(weights(one), weights(two))
+
+
+def _bert_with_head():
+    from transformers import BertConfig, BertModel
+
+    model = torch.nn.Module()
+    model.backbone = BertModel(BertConfig(num_hidden_layers=3, hidden_size=32, num_attention_heads=2,
+                                          intermediate_size=64, vocab_size=64))
+    model.head = torch.nn.Linear(32, 3)
+    return model
+
+
+def _rates(model, config):
+    """Learning rate of each named parameter in the optimizer groups."""
+    from crossfuse.trainer import param_groups
+
+    by_id = {id(p): name for name, p in model.named_parameters()}
+    return {by_id[id(p)]: group["lr"] for group in param_groups(model, config, model.head.parameters())
+            for p in group["params"]}
+
+
+def test_layer_decay_slows_each_block_by_its_depth_and_leaves_the_head_alone():
+    from crossfuse.config import TrainConfig
+
+    model = _bert_with_head()
+    rates = _rates(model, TrainConfig(lr=1e-4, head_lr=1e-3, layer_decay=0.5))
+    # 3 blocks: embeddings depth 0, block i depth i + 1, the pooler on top (depth 4) at lr.
+    assert rates["backbone.pooler.dense.weight"] == pytest.approx(1e-4)
+    assert rates["backbone.encoder.layer.2.output.dense.weight"] == pytest.approx(0.5e-4)
+    assert rates["backbone.encoder.layer.0.attention.self.query.weight"] == pytest.approx(0.125e-4)
+    assert rates["backbone.embeddings.word_embeddings.weight"] == pytest.approx(0.0625e-4)
+    assert rates["head.weight"] == rates["head.bias"] == pytest.approx(1e-3)
+
+
+def test_without_layer_decay_every_pretrained_parameter_learns_at_lr():
+    from crossfuse.config import TrainConfig
+
+    model = _bert_with_head()
+    rates = _rates(model, TrainConfig(lr=1e-4, head_lr=1e-3))
+    assert {rate for name, rate in rates.items() if name.startswith("backbone.")} == {1e-4}
+    assert rates["head.weight"] == pytest.approx(1e-3)
+
