@@ -102,6 +102,7 @@ class ImageHeadConfig:
     hidden: int = 256  # mlp: width of the hidden layer
     dropout: float = 0.2
     pos_weight: bool = True  # binary, multi-label: weight positives by negatives / positives in training (BCE)
+    calibration: bool = True  # fit a post-hoc scaling on validation (Platt per output; multi-class: a temperature)
 
 
 FUSIONS = ("concat", "gated", "cross-attention")
@@ -119,6 +120,7 @@ class FusionHeadConfig:
     modality_dropout: float = 0.2  # training: chance that each input is hidden from the head (never both)
     attention_heads: int = 4  # cross-attention
     pos_weight: bool = True
+    calibration: bool = True  # as medical-imaging's; the image-alone and note-alone outputs get their own scaling
 
 
 @dataclass

@@ -14,6 +14,8 @@ from torch import nn
 
 from crossfuse.export import ExportSpec
 
+from .scaling import SCALING_NOTE
+
 INPUTS = ("images", "input_ids", "attention_mask", "keep")
 
 
@@ -52,8 +54,9 @@ def fusion_spec(task: Any, model: nn.Module, batch: dict[str, Any]) -> ExportSpe
         module=Fused(model).eval(), inputs=inputs, output_names=["logits"], dynamic_axes=axes,
         install=lambda _, stand_in: FusedStandIn(stand_in),
         part="both backbones (image and note encoder) and the fusion head",
-        outputs={"logits": "[batch, outputs] one per finding (sigmoid; thresholds in the task state) or per class "
-                           "(softmax)"},
+        outputs={"logits": "[batch, outputs] raw logits: one per finding (sigmoid) or per class (softmax), before "
+                           "the task state's calibration; thresholds in the task state"},
         left_out="nothing of the model. keep [batch, 2] says whether the image and the note are present (1.0 / "
                  "0.0): an empty note is tokenised as usual and hidden with keep[:, 1] = 0; scoring an input alone "
-                 "is keep = [1, 0] or [0, 1] (the task state's alone_thresholds apply then)")
+                 "is keep = [1, 0] or [0, 1] (the task state's alone_calibration and alone_thresholds apply then). "
+                 f"{SCALING_NOTE}")

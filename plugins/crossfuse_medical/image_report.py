@@ -14,6 +14,11 @@ report draws them side by side (``modalities.png``). A dedicated one-input model
 ``predict`` takes image files (with ``--note TEXT`` for all of them, or none), folders, and case
 tables: a CSV/TSV with image and note columns, or JSON Lines ``{"image": ..., "note": ...}``. An
 image without a note is judged at the thresholds chosen on validation with the note hidden.
+
+Calibration (``head.calibration``) follows the same split: the fused outputs, the image-alone and
+the note-alone outputs each get their own scaling fitted on validation (:mod:`.scaling`), so an
+image without a note gets probabilities calibrated for the image alone, compared with thresholds
+chosen on those.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from .fusion import FusionClassifier, modality_dropout
 from .images import FILE_EXTENSIONS, MedicalImage, input_image
 from .metrics import auroc, choose_thresholds
 from .samples import CASE_TABLES, Example, read_cases
+from .scaling import Scaling, new_scaling, scaling_state
 from .task import MedicalImagingTask
 
 METHOD = ("one model, one pass of the backbones: fused = both inputs; image = the note hidden; text = the image "
@@ -52,6 +58,7 @@ class MedicalImageReportTask(MedicalImagingTask):
     def __init__(self, config: Any):
         super().__init__(config)
         self.alone_thresholds: dict[str, list[float | None]] = {}  # "image", "text": chosen with the other hidden
+        self.alone_scaling: dict[str, Scaling] = {}  # "image", "text": fitted with the other hidden
 
     # -- data ----------------------------------------------------------------------------------
     def check_config(self) -> None:
@@ -60,6 +67,7 @@ class MedicalImageReportTask(MedicalImagingTask):
 
     def prepare(self, data: DataBundle) -> DataBundle:
         prepared = super().prepare(data)
+        self.alone_scaling = {}
         if "text" in self.config.head.inputs and not any(example.note for example in prepared.train):
             raise DataError("the training images come without referral notes, which this task reads next to each "
                             "image: a MedMNIST .npz needs {split}_notes arrays, a CSV a note column "
@@ -87,21 +95,35 @@ class MedicalImageReportTask(MedicalImagingTask):
 
     # -- state ---------------------------------------------------------------------------------
     def calibrate(self, outputs: dict[str, Any], samples: Sequence[Any]) -> None:
-        """Thresholds for both inputs, and for each input alone (used when a note is missing)."""
+        """Scaling and thresholds for both inputs, and for each input alone (used when a note is missing)."""
         super().calibrate(outputs, samples)
-        if not self._space().uses_sigmoid or "probabilities_image" not in outputs:
+        if "logits_image" not in outputs:
+            return
+        for name in ("image", "text"):
+            self._calibrate_output(self._alone_scaling(name), outputs, f"_{name}")
+        if not self._space().uses_sigmoid:
             return
         options, labels = self.config.data, outputs["labels"].numpy()
         self.alone_thresholds = {name: choose_thresholds(outputs[f"probabilities_{name}"].numpy(), labels,
                                                          options.threshold, options.target_sensitivity)
                                  for name in ("image", "text")}
 
+    def _alone_scaling(self, name: str) -> Scaling:
+        """The scaling of input ``name`` alone (the identity until calibrate fits it)."""
+        if name not in self.alone_scaling:
+            self.alone_scaling[name] = new_scaling(self._space(), self.config.head.calibration)
+        return self.alone_scaling[name]
+
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "alone_thresholds": self.alone_thresholds}
+        return {**super().state_dict(), "alone_thresholds": self.alone_thresholds,
+                "alone_calibration": {name: scaling_state(s) for name, s in self.alone_scaling.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.alone_thresholds = state.get("alone_thresholds") or {}
+        saved = state.get("alone_calibration") or {}  # absent in runs from before calibration: the identity
+        self.alone_scaling = {name: self._saved_scaling(value, f"alone_calibration.{name}")
+                              for name, value in saved.items()}
 
     # -- model ---------------------------------------------------------------------------------
     def build_model(self, backbones: dict[str, Any]) -> FusionClassifier:
@@ -127,12 +149,12 @@ class MedicalImageReportTask(MedicalImagingTask):
         network = getattr(model, "module", model)  # under DDP, evaluation runs on the wrapped module
         features = network.encode(*self._model_inputs(batch))
         keep = batch["keep"].to(batch["images"].device)
-        outputs = {"probabilities": self.probabilities(network.classify(features, keep))}
+        outputs = self._scaling().outputs(network.classify(features, keep))
         if len(self.config.head.inputs) == 2:
             alone = {"image": torch.tensor([1.0, 0.0]), "text": torch.tensor([0.0, 1.0])}
             for name, mask in alone.items():
-                logits = network.classify(features, keep * mask.to(keep.device))
-                outputs[f"probabilities_{name}"] = self.probabilities(logits)
+                scaled = self._alone_scaling(name).outputs(network.classify(features, keep * mask.to(keep.device)))
+                outputs[f"logits_{name}"], outputs[f"probabilities_{name}"] = scaled["logits"], scaled["probabilities"]
         if "labels" in batch:
             outputs["labels"] = batch["labels"]
         return outputs
@@ -145,12 +167,14 @@ class MedicalImageReportTask(MedicalImagingTask):
 
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Any]) -> dict[str, Any]:
         metrics = super().compute_metrics(outputs, samples)
-        if "probabilities_image" not in outputs:
+        if "logits_image" not in outputs:
             return metrics
         labels, names = outputs["labels"].numpy(), self.output_names
         table = {}
-        for kind, key in (("image", "probabilities_image"), ("text", "probabilities_text"), ("fused", "probabilities")):
-            scores = auroc(outputs[key].numpy(), labels, names)
+        for kind, suffix in (("image", "_image"), ("text", "_text"), ("fused", "")):
+            # From the logits, at the scaling fitted for that input: validation outputs predate the fit.
+            scaling = self._alone_scaling(kind) if suffix else self._scaling()
+            scores = auroc(scaling.probabilities({"logits": outputs[f"logits{suffix}"]}), labels, names)
             table[kind] = {"macro": scores["auroc"], "per_class": scores["auroc_per_class"]}
         metrics["auroc_image"], metrics["auroc_text"] = table["image"]["macro"], table["text"]["macro"]
         metrics["modalities"] = {"method": METHOD, "auroc": table}
@@ -175,14 +199,16 @@ class MedicalImageReportTask(MedicalImagingTask):
         return cases
 
     def format_case(self, case: tuple[str, Example], outputs: dict[str, Any]) -> dict[str, Any]:
-        """The prediction, at the thresholds chosen for the inputs it had (a film without a note is
-        judged by the image-alone thresholds), with its note and the inputs used."""
+        """The prediction, at the calibration and thresholds fitted for the inputs it had (a film without
+        a note is judged by the image-alone ones), with its note and the inputs used."""
         image = case[1].image
         used = [name for name in self.config.head.inputs if name == "image" or image.note]
-        thresholds = self.thresholds
+        thresholds, scaling, logits = self.thresholds, self._scaling(), outputs["logits"]
         if len(used) == 1 and len(self.config.head.inputs) == 2:
             thresholds = self.alone_thresholds.get(used[0]) or thresholds
-        prediction = predictions.prediction(self._space(), case[0], outputs["probabilities"].tolist(), thresholds)
+            # Its fused logits are the image-alone ones (collate hid the missing note), so are this row's.
+            scaling, logits = self._alone_scaling(used[0]), outputs[f"logits_{used[0]}"]
+        prediction = predictions.prediction(self._space(), case[0], self.row_probabilities(scaling, logits), thresholds)
         if image.where != case[0]:
             prediction["case"] = image.where  # the table row it came from
         prediction["note"] = image.note

@@ -1,6 +1,7 @@
 """Pictures of a medical run, drawn from the dicts :func:`crossfuse_medical.metrics.medical_metrics`
-returns: ROC curves with their operating points, confusion matrices, a reliability diagram, and for
-the fusion task the image-alone / note-alone / fused AUROC side by side.
+returns: ROC curves with their operating points, confusion matrices, reliability diagrams before and
+after the post-hoc scaling, and for the fusion task the image-alone / note-alone / fused AUROC side
+by side.
 
 Each function writes one PNG through :mod:`crossfuse.pictures` (atomic, no window) and returns its
 file name; :func:`draw_report` draws them for every split of a run's report.
@@ -93,6 +94,54 @@ def _matrix(axis: Any, matrix: list[list[int]], rows: list[str], columns: list[s
     axis.set_yticks(range(len(rows)), rows, fontsize=8)
 
 
+def draw_calibration(metrics: dict[str, Any], path: str | Path, title: str = "reliability") -> str:
+    """Reliability diagrams before and after the post-hoc scaling, side by side (``calibration`` holds
+    the calibrated curves and ``before_scaling`` the raw ones, :mod:`.scaling`): observed frequency
+    against predicted probability per bin, one line per finding (multi-class: the top label) in the
+    same colour in both panels, the samples per bin underneath. A split without ``before_scaling``,
+    or whose scaling is the identity (``head.calibration: false``), gets the core's single diagram."""
+    calibration = metrics["calibration"]
+    before = calibration.get("before_scaling")
+    if not before or before["curves"] == calibration["curves"]:
+        return draw_reliability(metrics, path, title)
+    plt = pyplot()
+    figure, axes = plt.subplots(2, 2, figsize=(10.0, 5.6), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    after = _scaling_name(metrics)
+    for column, (name, part) in enumerate((("before scaling", before), (after, calibration))):
+        _reliability_panel(axes[0, column], axes[1, column], part["curves"], f"{name}: ECE {_label(part['ece'])}")
+    what = "confidence (top label)" if calibration.get("kind") == "top-label" else "predicted probability"
+    for axis in axes[1]:
+        axis.set(xlabel=what)
+    axes[0, 0].set(ylabel="observed frequency")
+    axes[1, 0].set(ylabel="samples")
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def _scaling_name(metrics: dict[str, Any]) -> str:
+    """``after Platt scaling`` or ``after temperature scaling (T=1.23)``."""
+    if metrics["calibration"].get("method") == "temperature" and metrics.get("temperature") is not None:
+        return f"after temperature scaling (T={metrics['temperature']:.2f})"
+    return "after Platt scaling" if metrics["calibration"].get("method") == "platt" else "after scaling"
+
+
+def _reliability_panel(top: Any, bottom: Any, curves: dict[str, Any], title: str) -> None:
+    """One reliability diagram (as :func:`crossfuse.pictures.draw_reliability` draws it) on two axes."""
+    top.plot([0, 1], [0, 1], ls="--", lw=0.8, color="grey")
+    for index, (name, curve) in enumerate(curves.items()):
+        filled = curve["bins"]  # empty bins are left out
+        (line,) = top.plot([b["confidence"] for b in filled], [b["accuracy"] for b in filled], "o-", ms=3, lw=1.2,
+                           label=f"{name}: ECE {_label(curve['ece'])}")
+        width = [(b["high"] - b["low"]) / len(curves) for b in filled]
+        left = [b["low"] + index * w for b, w in zip(filled, width)]
+        bottom.bar(left, [b["count"] for b in filled], width=width, align="edge", color=line.get_color(), alpha=0.7)
+    top.set(xlim=(0, 1), ylim=(0, 1.01), title=title)
+    top.legend(loc="upper left", fontsize=7)
+    top.grid(alpha=0.3)
+    bottom.set(ylim=(0, None))
+
+
 def draw_modalities(report: dict[str, Any], path: str | Path) -> str | None:
     """Fusion runs: AUROC per finding and macro of the image alone, the note alone and both together,
     side by side for each evaluated split (from each split's ``modalities`` table); None without one."""
@@ -125,10 +174,11 @@ def draw_modalities(report: dict[str, Any], path: str | Path) -> str | None:
 
 
 def draw_report(report: dict[str, Any], run_dir: str | Path) -> list[str]:
-    """``roc_SPLIT.png`` and ``reliability_SPLIT.png`` for every split in ``report["splits"]`` that holds
-    medical metrics, confusion matrices (multi-class: the core's ``confusion_matrix.png`` with every
-    split side by side; sigmoid outputs: ``confusion_SPLIT.png``, one 2 x 2 matrix per output at its
-    threshold) and, for fusion runs, ``modalities.png``. Returns the file names written."""
+    """``roc_SPLIT.png`` and ``reliability_SPLIT.png`` (before and after scaling) for every split in
+    ``report["splits"]`` that holds medical metrics, confusion matrices (multi-class: the core's
+    ``confusion_matrix.png`` with every split side by side; sigmoid outputs: ``confusion_SPLIT.png``,
+    one 2 x 2 matrix per output at its threshold) and, for fusion runs, ``modalities.png``. Returns the
+    file names written."""
     from crossfuse.pictures import draw_confusion_matrices
 
     run_dir = Path(run_dir)
@@ -138,7 +188,7 @@ def draw_report(report: dict[str, Any], run_dir: str | Path) -> list[str]:
         written.append(draw_roc(metrics, run_dir / f"roc_{split}.png", f"ROC, {split}"))
         if not metrics.get("multiclass"):
             written.append(draw_confusion(metrics, run_dir / f"confusion_{split}.png", f"confusion, {split}"))
-        written.append(draw_reliability(metrics, run_dir / f"reliability_{split}.png", f"reliability, {split}"))
+        written.append(draw_calibration(metrics, run_dir / f"reliability_{split}.png", f"reliability, {split}"))
     multiclass = {split: m for split, m in medical.items() if m.get("multiclass")}
     if multiclass:
         title = {"task": report.get("task", ""), "backbone": report.get("backbone", "")}

@@ -5,9 +5,11 @@ Data reach the task through the dataset registry (:mod:`.formats`) or the synthe
 (binary, multi-class or multi-label, :mod:`.labels`), encodes every split against it (a bad label
 stops the run before anything is written), and picks grey or colour input. The loss follows the
 problem: cross-entropy for multi-class, BCE with logits (``pos_weight`` = negatives / positives of
-each output in training) otherwise. After training, :meth:`~MedicalImagingTask.calibrate` chooses
-each sigmoid output's operating threshold on validation (Youden's J or a target sensitivity); the
-label space, the thresholds and the image mode are the task state saved with the run.
+each output in training) otherwise. After training, :meth:`~MedicalImagingTask.calibrate` fits a
+post-hoc scaling of the probabilities on validation (:mod:`.scaling`: Platt per sigmoid output, a
+temperature for multi-class; ``head.calibration``), then chooses each sigmoid output's operating
+threshold on the calibrated validation probabilities (Youden's J or a target sensitivity); the
+label space, the scaling, the thresholds and the image mode are the task state saved with the run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from .images import FILE_EXTENSIONS, image_mode, input_image, to_pil, to_square,
 from .labels import LabelSpace, infer_label_space
 from .metrics import choose_thresholds, medical_metrics
 from .samples import Example, encode, sampling_key, stratified_split
+from .scaling import Scaling, calibration_metrics, load_scaling, new_scaling, scaling_state, with_calibration
 from .synth import demo_path
 
 
@@ -50,6 +53,7 @@ class MedicalImagingTask(Task):
         super().__init__(config)
         self.space: LabelSpace | None = None
         self.thresholds: list[float | None] | None = None  # chosen on validation by calibrate()
+        self.scaling: Scaling | None = None  # of the probabilities, fitted on validation by calibrate()
         self.mode = "L"  # what the model sees: "L" (grey) or "RGB"
         self.positive_weights: list[float] | None = None
         self.train_counts: dict[str, int] = {}
@@ -87,6 +91,7 @@ class MedicalImagingTask(Task):
             raise DataError("the validation split is empty: give data.validation, or a source with its own "
                             "validation split, or raise data.validation_fraction")
         self.space, self.thresholds = space, None
+        self.scaling = new_scaling(space, self.config.head.calibration)
         self.mode = image_mode(data.train, options.channels)
         self._fit_backbone_channels()
         self.positive_weights = space.positive_weights(data.train)
@@ -139,7 +144,8 @@ class MedicalImagingTask(Task):
         return {"label_space": self._space().to_dict(), "image_mode": self.mode, "thresholds": self.thresholds,
                 "threshold_rule": options.threshold,
                 **({"target_sensitivity": options.target_sensitivity} if options.threshold == "sensitivity" else {}),
-                "positive_weights": self.positive_weights, "train_counts": self.train_counts}
+                "positive_weights": self.positive_weights, "train_counts": self.train_counts,
+                "calibration": scaling_state(self._scaling())}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if "label_space" not in state:
@@ -150,9 +156,22 @@ class MedicalImagingTask(Task):
         self.thresholds = state.get("thresholds")
         self.positive_weights = state.get("positive_weights")
         self.train_counts = state.get("train_counts") or {}
+        self.scaling = self._saved_scaling(state.get("calibration"), "calibration")
+
+    def _saved_scaling(self, state: dict[str, Any] | None, key: str) -> Scaling:
+        """A scaling from ``task_state.json``'s ``key`` (absent in runs from before calibration: the identity)."""
+        return load_scaling(self._space(), self.config.head.calibration, state, f"{self.run_dir}/task_state.json: {key}")
+
+    def _scaling(self) -> Scaling:
+        if self.scaling is None:
+            self.scaling = new_scaling(self._space(), self.config.head.calibration)
+        return self.scaling
 
     def calibrate(self, outputs: dict[str, Any], samples: Sequence[Any]) -> None:
-        """Choose each sigmoid output's operating threshold on the validation outputs."""
+        """Fit the probability scaling on the validation outputs, then choose each sigmoid output's
+        operating threshold on the calibrated probabilities (the scaling is monotone per output, so
+        the operating point keeps its sensitivity and specificity)."""
+        self._calibrate_output(self._scaling(), outputs, "")
         if not self._space().uses_sigmoid:
             return
         options = self.config.data
@@ -162,6 +181,15 @@ class MedicalImagingTask(Task):
         if undefined:
             warnings.warn(DataWarning(f"the validation split has no positive or no negative of {', '.join(undefined)}: "
                                       f"no threshold could be chosen there, 0.5 is used"), stacklevel=2)
+
+    @staticmethod
+    def _calibrate_output(scaling: Scaling, outputs: dict[str, Any], suffix: str) -> None:
+        """Fit ``scaling`` on ``outputs["logits" + suffix]`` and replace ``outputs["probabilities" + suffix]``
+        by the calibrated ones: the validation outputs were collected before the fit, and what is
+        scored after calibrate (thresholds, registered ``eval.metrics``) must see what predict prints."""
+        split = {"logits": outputs[f"logits{suffix}"], "labels": outputs["labels"]}
+        scaling.fit(split)
+        outputs[f"probabilities{suffix}"] = torch.from_numpy(scaling.probabilities(split))
 
     @property
     def output_names(self) -> list[str]:
@@ -234,6 +262,7 @@ class MedicalImagingTask(Task):
         return F.binary_cross_entropy_with_logits(logits, labels, pos_weight=weight)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Raw (unscaled) probabilities: sigmoid per output, or softmax over the classes."""
         logits = logits.float()
         return logits.sigmoid() if self._space().uses_sigmoid else logits.softmax(-1)
 
@@ -246,12 +275,16 @@ class MedicalImagingTask(Task):
 
     def distillation_step(self, model: Any, batch: dict[str, Any], teacher: dict[str, Any], distill: Any) -> torch.Tensor:
         """The task's loss blended with the teacher's softened probabilities: per finding for sigmoid
-        outputs, over the classes for softmax ones."""
+        outputs, over the classes for softmax ones.
+
+        The teacher's *raw* outputs teach (its logits, not its calibrated probabilities): the student
+        learns the teacher's model, with the same ``pos_weight`` loss beside it, and is calibrated on
+        its own validation split afterwards."""
         logits = self.training_logits(model, batch)
         if self._space().uses_sigmoid:
-            soft = soft_binary_cross_entropy(logits, teacher["probabilities"], distill.temperature)
-        else:  # log-probabilities are logits up to a constant, which the softmax ignores
-            soft = soft_cross_entropy(logits, teacher["probabilities"].clamp_min(1e-12).log(), distill.temperature)
+            soft = soft_binary_cross_entropy(logits, self.probabilities(teacher["logits"]), distill.temperature)
+        else:
+            soft = soft_cross_entropy(logits, teacher["logits"], distill.temperature)
         return blend(self.loss(logits, batch["labels"]), soft, distill.alpha)
 
     def check_teacher(self, teacher: Task) -> None:
@@ -262,15 +295,32 @@ class MedicalImagingTask(Task):
                               f"({kind[theirs.uses_sigmoid]}), this run {list(mine.outputs)} ({kind[mine.uses_sigmoid]})")
 
     def predict_step(self, model: Any, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        outputs = {"probabilities": self.probabilities(model(images=batch["images"]))}
+        """``logits`` (raw: what distillation reads) and calibrated ``probabilities`` (what predict prints)."""
+        outputs = self._scaling().outputs(model(images=batch["images"]))
         if "labels" in batch:
             outputs["labels"] = batch["labels"]
         return outputs
 
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Any]) -> dict[str, Any]:
+        """:func:`~.metrics.medical_metrics` of the calibrated probabilities, with the ECE before and after
+        scaling (:func:`~.scaling.calibration_metrics`)."""
         thresholds = self.thresholds if self._space().uses_sigmoid else None
-        return medical_metrics(outputs["probabilities"].numpy(), outputs["labels"].numpy(), self.output_names,
-                               thresholds, bins=self.config.data.calibration_bins)
+        bins = self.config.data.calibration_bins
+        metrics = medical_metrics(self._scaling().probabilities(outputs), outputs["labels"].numpy(), self.output_names,
+                                  thresholds, bins=bins)
+        return with_calibration(metrics, calibration_metrics(self._scaling(), outputs, self.output_names, bins))
+
+    def export_spec(self, model: Any, batch: dict[str, Any]) -> Any:
+        """The whole model (the core's default export), its logits described with the scaling that turns
+        them into the run's probabilities."""
+        from crossfuse.export import spec_from_call
+
+        from .scaling import LOGITS_MEANING, SCALING_NOTE
+
+        spec = spec_from_call(self, model, batch)
+        spec.outputs = {name: LOGITS_MEANING for name in spec.output_names}
+        spec.left_out = f"nothing of the model. {SCALING_NOTE}"
+        return spec
 
     # -- use -----------------------------------------------------------------------------------
     def load_input(self, item: str) -> Example:
@@ -293,7 +343,15 @@ class MedicalImagingTask(Task):
         return self.format_prediction(case[0], outputs)
 
     def format_prediction(self, item: str, outputs: dict[str, Any]) -> dict[str, Any]:
-        return predictions.prediction(self._space(), item, outputs["probabilities"].tolist(), self.thresholds)
+        return predictions.prediction(self._space(), item, self.row_probabilities(self._scaling(), outputs["logits"]),
+                                      self.thresholds)
+
+    @staticmethod
+    def row_probabilities(scaling: Scaling, logits: torch.Tensor) -> list[float]:
+        """One case's calibrated probabilities from its logits, computed as :meth:`compute_metrics` does (the
+        core hands predict float32 outputs; Platt probabilities are float64 there), so a case on a
+        threshold is judged as in the report."""
+        return scaling.probabilities({"logits": logits[None]})[0].tolist()
 
     def describe_prediction(self, prediction: dict[str, Any]) -> str:
         return predictions.describe(prediction)

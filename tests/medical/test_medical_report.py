@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from crossfuse_medical.metrics import medical_metrics
-from crossfuse_medical.report import draw_confusion, draw_reliability, draw_report, draw_roc
+from crossfuse_medical.report import draw_calibration, draw_confusion, draw_reliability, draw_report, draw_roc
 
 
 def test_multilabel_pictures_with_an_undefined_finding(tmp_path):
@@ -34,3 +34,23 @@ def test_draw_report_draws_roc_and_reliability_per_split_and_one_confusion_pictu
     assert sorted(written) == sorted([f"{kind}_{split}.png" for kind in ("roc", "reliability")
                                       for split in ("validation", "test")] + ["confusion_matrix.png"])
     assert all((tmp_path / name).stat().st_size > 1000 for name in written)
+
+
+def test_the_reliability_picture_puts_the_curves_before_and_after_scaling_side_by_side(tmp_path):
+    import torch
+
+    from crossfuse.calibration import PlattScaling
+
+    rng = np.random.default_rng(2)
+    logits = torch.tensor(rng.normal(size=(200, 2)) * 2 + 1.5, dtype=torch.float32)  # shifted up, as pos_weight does
+    labels = torch.bernoulli((logits - 1.5).sigmoid(), generator=torch.Generator().manual_seed(0))
+    outputs = {"logits": logits, "labels": labels}
+    pictures = {}
+    for name, scaling in (("scaled", PlattScaling()), ("identity", PlattScaling(enabled=False))):
+        scaling.fit(outputs)
+        metrics = medical_metrics(scaling.probabilities(outputs), outputs["labels"].numpy(), ["effusion", "nodule"])
+        metrics.update(scaling.metrics(outputs, ["effusion", "nodule"], bins=10))
+        assert draw_calibration(metrics, tmp_path / f"{name}.png") == f"{name}.png"
+        with Image.open(tmp_path / f"{name}.png") as image:
+            pictures[name] = image.width
+    assert pictures["scaled"] > 1.5 * pictures["identity"]  # two panels; an identity scaling draws one
