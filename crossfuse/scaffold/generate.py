@@ -33,6 +33,7 @@ TRAIN_NOTES = {
     "eval_batch_size": "null: batch_size",
     "lr": "peak learning rate of the backbone",
     "head_lr": "learning rate of the fresh head (Task.fresh_parameters); null: lr",
+    "layer_decay": "layer-wise lr decay of a pretrained backbone, e.g. 0.8; null: off",
     "weight_decay": "AdamW weight decay",
     "schedule": "linear | cosine | constant, after the warm-up",
     "warmup_ratio": "fraction of the steps spent warming up",
