@@ -28,8 +28,8 @@ def test_torchrun_two_cpu_processes_share_the_work(tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    # Each rank sees half of the 518 training samples: ceil(259 / 16) = 17 optimizer steps.
-    assert report["steps"] == 17
+    # Each rank sees half of the 998 training samples: ceil(499 / 16) = 32 optimizer steps.
+    assert report["steps"] == 32
     for split in ("validation", "test"):
         matrix = report["splits"][split]["confusion_matrix"]
         assert sum(map(sum, matrix)) == report["sizes"][split]  # gathered: every sample exactly once

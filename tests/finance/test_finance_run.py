@@ -25,7 +25,7 @@ def demo_split(name):
 
 def test_demo_data_is_large_balanced_and_without_leaks():
     splits = {name: demo_split(name) for name in ("train", "validation", "test")}
-    assert [len(rows) for rows in splits.values()] == [518, 111, 111]
+    assert [len(rows) for rows in splits.values()] == [998, 111, 111]
     for rows in splits.values():
         counts = Counter(row["label"] for row in rows)
         assert set(counts) == {"negative", "neutral", "positive"} and min(counts.values()) >= 0.25 * len(rows)
