@@ -131,7 +131,8 @@ def build_detector(backbone: Any, num_classes: int, config: DetectorConfig) -> n
     if config.detector == "fcos":
         from torchvision.models.detection import FCOS
 
-        return FCOS(pyramid, num_classes + 1, score_thresh=config.score_threshold, nms_thresh=config.nms_threshold,
+        return FCOS(pyramid, num_classes + 1, anchor_generator=_fcos_points(config.strides, levels),
+                    score_thresh=config.score_threshold, nms_thresh=config.nms_threshold,
                     detections_per_img=config.detections_per_image, **common)
     anchors = _anchor_generator(config, levels)
     if config.detector == "retinanet":
@@ -144,6 +145,22 @@ def build_detector(backbone: Any, num_classes: int, config: DetectorConfig) -> n
     return FasterRCNN(pyramid, num_classes + 1, rpn_anchor_generator=anchors, box_score_thresh=config.score_threshold,
                       box_nms_thresh=config.nms_threshold, box_detections_per_img=config.detections_per_image,
                       **common)
+
+
+def _fcos_points(strides: list[int], levels: int):
+    """FCOS's one "anchor" per location, sized to its level's stride.
+
+    torchvision's FCOS assigns an object to the level whose size range holds its largest
+    centre-to-edge distance (4x to 8x the anchor size) and its default generator assumes strides 8
+    to 128; sizing the points to the strides actually used keeps that rule right when
+    ``head.strides`` starts at 4 (a stride-4 level for objects a few pixels wide).
+    """
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+
+    sizes = list(strides)
+    while len(sizes) < levels:  # P6, P7: each halves the resolution again
+        sizes.append(2 * sizes[-1])
+    return AnchorGenerator(tuple((float(s),) for s in sizes), ((1.0,),) * levels)
 
 
 def _anchor_generator(config: DetectorConfig, levels: int):

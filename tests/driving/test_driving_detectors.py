@@ -52,6 +52,22 @@ def test_every_detector_trains_and_predicts_on_a_registry_backbone(detector):
         assert detections["labels"].max() <= 3  # 0 is background (the task drops it), 1..3 the classes
 
 
+def test_fcos_points_are_sized_to_the_strides_used():
+    # FCOS assigns a box to the level whose range (4x to 8x the point's size) holds its reach, so
+    # the points must follow head.strides, not torchvision's default 8..128.
+    config = DetectorConfig(detector="fcos", strides=[4, 8, 16], fpn_channels=32, min_size=48, max_size=160)
+    model = build_detector(build_backbone("tiny-cnn"), 3, config).eval()
+    images, _ = model.transform([torch.rand(3, 48, 160)])
+    features = list(model.backbone(images.tensors).values())
+    points = model.anchor_generator(images, features)[0]
+    counts = [f.shape[-2] * f.shape[-1] for f in features]
+    sizes = [points[start:start + n, 2] - points[start:start + n, 0]
+             for start, n in zip([sum(counts[:i]) for i in range(len(counts))], counts)]
+    assert [s.unique().tolist() for s in sizes] == [[4.0], [8.0], [16.0], [32.0], [64.0]]
+    width = images.tensors.shape[-1]
+    assert [f.shape[-1] for f in features] == [math.ceil(width / stride) for stride in (4, 8, 16, 32, 64)]
+
+
 def test_unknown_detector_names_the_choices():
     with pytest.raises(ConfigError, match="head.detector: unknown detector 'yolo'; choose one of fcos"):
         build_detector(build_backbone("tiny-cnn"), 3, DetectorConfig(detector="yolo"))
