@@ -241,9 +241,13 @@ class DrivingDetectionTask(Task):
         # (never a training target) can still come out of an untrained model: it is not a detection.
         keep = detections["labels"] > 0
         classes = self.config.data.classes
-        return {"boxes": detections["boxes"][keep].detach().float().cpu().numpy(),
-                "scores": detections["scores"][keep].detach().float().cpu().numpy(),
-                "labels": [classes[int(i) - 1] for i in detections["labels"][keep].tolist()]}
+        boxes = detections["boxes"][keep].detach().float().cpu().numpy()
+        scores = detections["scores"][keep].detach().float().cpu().numpy()
+        labels = detections["labels"][keep].tolist()
+        # Best first; scores equal to 4 decimals left to right, top to bottom, so the order does not
+        # hang on float noise (an exported detector lists the same boxes as PyTorch in the same order).
+        order = np.lexsort((boxes[:, 1], boxes[:, 0], -np.round(scores, 4)))
+        return {"boxes": boxes[order], "scores": scores[order], "labels": [classes[labels[i] - 1] for i in order]}
 
     def compute_metrics(self, outputs: dict[str, Any], samples: Sequence[Any]) -> dict[str, Any]:
         detections = outputs["detections"]
