@@ -354,12 +354,13 @@ def write_demo_dataset(root: str | Path, *, train_identities: int = 60, train_im
         raise ValueError("need test_images >= 2 and test_identities >= 2 (to form matched and mismatched "
                          "pairs), folds >= 1, pairs_per_fold >= 1 and train_identities >= 1")
     root = Path(root)
-    names = make_names(train_identities + test_identities, seed)
+    # The test people come first, so a demo with more (or fewer) training people keeps the same test set.
+    names = make_names(test_identities + train_identities, seed)
     people = [make_identity(name, np.random.default_rng([seed, 1, i])) for i, name in enumerate(names)]
     train, test = root / "train", root / "test"
-    n_train = _write_identities(train, people[:train_identities], 0, train_images, size, seed)
-    n_test = _write_identities(test, people[train_identities:], train_identities, test_images, size, seed)
-    pairs, dev_test = _write_pairs(test, names[train_identities:], test_images, folds, pairs_per_fold, seed)
+    n_test = _write_identities(test, people[:test_identities], 0, test_images, size, seed)
+    n_train = _write_identities(train, people[test_identities:], test_identities, train_images, size, seed)
+    pairs, dev_test = _write_pairs(test, names[:test_identities], test_images, folds, pairs_per_fold, seed)
     return {"root": str(root), "train": str(train), "test": str(test), "pairs": str(pairs),
             "pairs_dev_test": str(dev_test), "train_identities": train_identities, "train_images": n_train,
             "test_identities": test_identities, "test_images": n_test, "folds": folds,

@@ -115,7 +115,7 @@ class SecurityFaceMatchTask(Task):
         from .synth import write_demo_dataset
 
         demo = self.config.data.demo
-        key = "v1-" + "-".join(f"{k}{v}" for k, v in vars(demo).items())
+        key = "v2-" + "-".join(f"{k}{v}" for k, v in vars(demo).items())  # v2: test people first
         root = cached_folder("face-demo", key, fill=lambda folder: write_demo_dataset(folder, **vars(demo)))
         return {"train": str(root / "train"), "test": str(root / "test")}
 
