@@ -36,6 +36,12 @@ def test_another_seed_gives_other_people(tiny, tmp_path):
     assert sorted(first.values()) != sorted(second.values())
 
 
+def test_more_training_people_keep_the_same_test_set(tiny, tmp_path):
+    larger = write_demo_dataset(tmp_path / "larger", seed=0, **{**TINY, "train_identities": 9})
+    assert _files(Path(larger["test"])) == _files(Path(tiny["test"]))
+    assert len(read_identity_folders(larger["train"])) > len(read_identity_folders(tiny["train"]))
+
+
 def test_summary_and_layout(tiny):
     assert tiny["train_images"] == 12 and tiny["test_images"] == 18
     train, test = read_identity_folders(tiny["train"], min_images=2), read_identity_folders(tiny["test"], min_images=2)
