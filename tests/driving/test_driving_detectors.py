@@ -60,10 +60,8 @@ def test_fcos_points_are_sized_to_the_strides_used():
     images, _ = model.transform([torch.rand(3, 48, 160)])
     features = list(model.backbone(images.tensors).values())
     points = model.anchor_generator(images, features)[0]
-    counts = [f.shape[-2] * f.shape[-1] for f in features]
-    sizes = [points[start:start + n, 2] - points[start:start + n, 0]
-             for start, n in zip([sum(counts[:i]) for i in range(len(counts))], counts)]
-    assert [s.unique().tolist() for s in sizes] == [[4.0], [8.0], [16.0], [32.0], [64.0]]
+    levels = points.split([f.shape[-2] * f.shape[-1] for f in features])
+    assert [(p[:, 2] - p[:, 0]).unique().tolist() for p in levels] == [[4.0], [8.0], [16.0], [32.0], [64.0]]
     width = images.tensors.shape[-1]
     assert [f.shape[-1] for f in features] == [math.ceil(width / stride) for stride in (4, 8, 16, 32, 64)]
 

@@ -91,7 +91,7 @@ def test_overwrite_replaces_a_run_and_resume_continues_one(tmp_path):
     assert not (tmp_path / "r" / "marker").exists()
     resumed = crossfuse("run", "finance-sentiment", "--output", tmp_path / "r", "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert "training had already finished (step 63)"  # 998 / 16 in resumed.stderr
+    assert "training had already finished (step 63)" in resumed.stderr  # ceil(998 / 16)
     assert_usage_error(crossfuse("run", "finance-sentiment", "--output", tmp_path / "r", "--resume", "--epochs", "3"),
                        "--resume continues a run with its saved config")
 
