@@ -159,7 +159,8 @@ def check_config(cls: type, config: RunConfig) -> None:
 
     train = config.train
     for key, value, low in (("epochs", train.epochs, 1), ("batch_size", train.batch_size, 1),
-                            ("grad_accum", train.grad_accum, 1), ("log_every", train.log_every, 1)):
+                            ("grad_accum", train.grad_accum, 1), ("log_every", train.log_every, 1),
+                            ("eval_every", train.eval_every, 1)):
         if value < low:
             raise ConfigError(f"train.{key} must be at least {low}, got {value}")
     if train.lr <= 0 or (train.head_lr is not None and train.head_lr <= 0):

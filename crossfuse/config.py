@@ -71,7 +71,8 @@ class TrainConfig:
     grad_clip: Optional[float] = 1.0
     grad_accum: int = 1
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    early_stopping_patience: Optional[int] = 3
+    early_stopping_patience: Optional[int] = 3  # evaluations without a better main metric before stopping
+    eval_every: int = 1  # evaluate the validation split every N epochs (and always after the last one)
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     num_workers: int = 0
     find_unused_parameters: bool = False  # DDP: for models whose forward skips some parameters

@@ -457,7 +457,7 @@ class Trainer:
 
     def _end_epoch(self) -> bool:
         """Evaluate, checkpoint, decide on early stopping. Returns True to stop."""
-        metrics = self.evaluate(self.data.validation) if self.data.validation else {}
+        metrics = self.evaluate(self.data.validation) if self.data.validation and self._evaluation_due() else {}
         record = {"step": self.state.step, "epoch": self.state.epoch, "split": "validation", **_scalars(metrics)}
         if metrics:
             self._log(record)
@@ -472,6 +472,12 @@ class Trainer:
         self.save_checkpoint()
         self._stop_if_requested(saved=True)
         return stop
+
+    def _evaluation_due(self) -> bool:
+        """Whether this epoch ends with a validation pass: every ``eval_every`` epochs, and always at
+        the last one (the epoch count's or ``max_steps``'), so the best checkpoint never misses it."""
+        finished = self.state.epoch + 1
+        return finished % self.config.eval_every == 0 or finished >= self.config.epochs or self._out_of_steps()
 
     def request_stop(self) -> None:
         """Stop at the next optimizer step with a checkpoint saved (what SIGINT and SIGTERM do); ``fit``

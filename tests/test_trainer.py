@@ -107,6 +107,23 @@ def test_early_stopping_stops_when_the_main_metric_stalls(tmp_path):
     assert trainer.state.best_epoch == 0
 
 
+def test_eval_every_skips_the_epochs_between_and_always_evaluates_the_last(tmp_path):
+    every_epoch = make_trainer(tmp_path / "a", epochs=5)
+    every_epoch.fit()
+    sparse = make_trainer(tmp_path / "b", epochs=5, eval_every=2)
+    sparse.fit()
+    evaluated = [h["epoch"] for h in sparse.state.history if "accuracy" in h]
+    assert evaluated == [1, 3, 4]  # epochs 2 and 4 (every 2nd), then the last (5th)
+    assert len(sparse.state.history) == 5  # an epoch without evaluation still leaves its record
+    # Skipping evaluations changes nothing in training: the same weights and, where both evaluated, the same metrics.
+    assert_same_weights(weights(every_epoch), weights(sparse))
+    reference = {h["epoch"]: h["accuracy"] for h in every_epoch.state.history}
+    assert all(h["accuracy"] == reference[h["epoch"]] for h in sparse.state.history if "accuracy" in h)
+    assert sparse.state.best_epoch in evaluated
+    logged = [r["epoch"] for r in sparse.run.read_log() if r["split"] == "validation"]
+    assert logged == evaluated
+
+
 def test_max_steps_caps_training_and_still_evaluates_and_checkpoints(tmp_path):
     trainer = make_trainer(tmp_path / "run", max_steps=5)
     trainer.fit()
