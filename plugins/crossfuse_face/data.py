@@ -148,15 +148,38 @@ def hold_out(images: list[FaceImage], fraction: float, pair_count: int, seed: in
 
 
 def _draw_pairs(by_person: dict[str, list[str]], names: list[str], half: int, rng: np.random.Generator) -> list[Pair]:
-    pairs = []
-    for i in range(half):  # matched: two images of one person; mismatched: two people
-        person = names[rng.integers(len(names))]
-        a, b = rng.choice(len(by_person[person]), size=2, replace=False)
-        pairs.append(Pair(by_person[person][a], by_person[person][b], True, i % 10, "held-out identities"))
-    for i in range(half):
+    """``half`` matched pairs (two images of one person) and ``half`` mismatched ones (two people),
+    each pair distinct: a repeated pair would count one comparison twice in TAR and FAR. Where the
+    people hold fewer distinct matched pairs than ``half``, all of them are drawn."""
+    def matched() -> tuple[str, str]:
+        paths = by_person[names[rng.integers(len(names))]]
+        a, b = rng.choice(len(paths), size=2, replace=False)
+        return paths[a], paths[b]
+
+    def mismatched() -> tuple[str, str]:
         first, second = rng.choice(len(names), size=2, replace=False)
         pa, pb = by_person[names[first]], by_person[names[second]]
-        pairs.append(Pair(pa[rng.integers(len(pa))], pb[rng.integers(len(pb))], False, i % 10, "held-out identities"))
+        return pa[rng.integers(len(pa))], pb[rng.integers(len(pb))]
+
+    pairs = []
+    for same, draw in ((True, matched), (False, mismatched)):
+        for i, (a, b) in enumerate(_distinct(draw, half)):
+            pairs.append(Pair(a, b, same, i % 10, "held-out identities"))
+    return pairs
+
+
+def _distinct(draw: Any, count: int, tries_per_pair: int = 20) -> list[tuple[str, str]]:
+    """Up to ``count`` pairs from ``draw()``, no pair twice in either order; gives up after
+    ``tries_per_pair * count`` draws (a small pool of people runs out of new pairs)."""
+    seen: set[frozenset[str]] = set()
+    pairs: list[tuple[str, str]] = []
+    for _ in range(tries_per_pair * count):
+        if len(pairs) == count:
+            break
+        a, b = draw()
+        if frozenset((a, b)) not in seen:
+            seen.add(frozenset((a, b)))
+            pairs.append((a, b))
     return pairs
 
 

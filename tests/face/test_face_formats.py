@@ -129,3 +129,24 @@ def test_the_demo_is_read_by_the_registered_readers():
     assert (Path(paths["test"]) / "pairs.txt").is_file() and is_identity_root(paths["train"])
     data = task.load_data()
     assert len(data.test.pairs) == 4 and data.info == {"identities": 2, "images": 6}
+
+
+def test_drawn_validation_pairs_are_distinct_and_half_matched():
+    from crossfuse_face.data import hold_out
+    from crossfuse_face.lfw import FaceImage
+
+    def faces(people: int, each: int) -> list[FaceImage]:
+        return [FaceImage(f"/faces/P{p}/{i}.jpg", f"P{p}") for p in range(people) for i in range(each)]
+
+    def distinct(pairs) -> int:
+        return len({frozenset((pair.a, pair.b)) for pair in pairs})
+
+    kept, pairs = hold_out(faces(40, 12), 0.25, 600, seed=0)
+    assert len(kept) == 30 * 12 and len(pairs) == 600 and distinct(pairs) == 600
+    assert sum(pair.same for pair in pairs) == 300
+    assert all((pair.a.split("/")[2] == pair.b.split("/")[2]) == pair.same for pair in pairs)
+    # Two held-out people with three faces each hold 6 matched pairs: all of them, none twice.
+    _, few = hold_out(faces(8, 3), 0.25, 40, seed=0)
+    matched = [pair for pair in few if pair.same]
+    assert len(matched) == 6 == distinct(matched)
+    assert distinct(few) == len(few)
