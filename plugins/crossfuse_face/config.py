@@ -54,7 +54,7 @@ class FaceDataConfig(DataSource):
     validation_pairs: Optional[str] = None  # older name of data.validation
     validation_images: Optional[str] = None
     validation_identities: Optional[float] = None  # older name of data.validation_fraction (wins when set)
-    validation_pair_count: int = 600  # matched + mismatched pairs drawn from held-out identities
+    validation_pair_count: int = 3000  # distinct matched + mismatched pairs drawn from held-out identities
     image_ext: str = "jpg"  # the image extension pairs files refer to
     calibration_far: float = 1e-2  # the saved decision threshold keeps FAR at or below this on validation
     fars: list[float] = field(default_factory=lambda: [1e-2, 1e-3])  # TAR is reported at these FARs
