@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -127,7 +127,8 @@ def held_out_fraction(data: Any) -> float:
 def hold_out(images: list[FaceImage], fraction: float, pair_count: int, seed: int, people: int | None = None,
              key: str = "data.validation_fraction", split: str = "validation") -> tuple[list[FaceImage], list[Pair]]:
     """Move ``fraction`` of the identities (of ``people``, default those in ``images``) out of
-    ``images`` and draw ``pair_count`` ``split`` pairs from their images, half matched; seeded.
+    ``images`` and draw ``pair_count`` distinct ``split`` pairs from their images, half matched
+    (fewer where those people hold fewer distinct pairs); seeded.
 
     ``key`` names the setting that gave ``fraction``, for the error message.
     """
@@ -168,7 +169,7 @@ def _draw_pairs(by_person: dict[str, list[str]], names: list[str], half: int, rn
     return pairs
 
 
-def _distinct(draw: Any, count: int, tries_per_pair: int = 20) -> list[tuple[str, str]]:
+def _distinct(draw: Callable[[], tuple[str, str]], count: int, tries_per_pair: int = 20) -> list[tuple[str, str]]:
     """Up to ``count`` pairs from ``draw()``, no pair twice in either order; gives up after
     ``tries_per_pair * count`` draws (a small pool of people runs out of new pairs)."""
     seen: set[frozenset[str]] = set()
