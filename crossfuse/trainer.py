@@ -175,7 +175,8 @@ class Callback:
         pass
 
     def on_epoch_end(self, trainer: "Trainer", state: TrainState, metrics: dict[str, Any]) -> None:
-        pass
+        """After each epoch; ``metrics`` is empty when the epoch had no validation pass (no
+        validation split, or ``train.eval_every`` skipped it)."""
 
 
 class StopRequested(KeyboardInterrupt):
@@ -456,7 +457,7 @@ class Trainer:
         self._boundary_batch = self.state.batch_in_epoch
 
     def _end_epoch(self) -> bool:
-        """Evaluate, checkpoint, decide on early stopping. Returns True to stop."""
+        """Evaluate (when due), checkpoint, decide on early stopping. Returns True to stop."""
         metrics = self.evaluate(self.data.validation) if self.data.validation and self._evaluation_due() else {}
         record = {"step": self.state.step, "epoch": self.state.epoch, "split": "validation", **_scalars(metrics)}
         if metrics:
