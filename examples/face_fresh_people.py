@@ -55,16 +55,8 @@ def fresh_people(folder: Path, people: int, images: int, seed: int) -> tuple[lis
 def all_pair_scores(predictor: Any, faces: list[Path], person: np.ndarray,
                     batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Cosine similarity and same-person flag of every unordered pair of ``faces``."""
-    from crossfuse.media import load_image
-    from crossfuse_face.model import normalised_embeddings
-
-    task, model = predictor.task, predictor.model
-    chunks = []
-    with torch.no_grad():
-        for start in range(0, len(faces), batch_size):
-            images = torch.stack([task.transform(load_image(f)) for f in faces[start:start + batch_size]])
-            chunks.append(normalised_embeddings(model, images.to(predictor.device), task.config.data.flip_test))
-    embeddings = torch.cat(chunks).cpu()
+    # The task's own embedding path: preprocessing, flip test and normalisation as in evaluation.
+    embeddings = torch.from_numpy(predictor.task.embed(predictor.model, [str(f) for f in faces], batch_size))
     upper = torch.triu_indices(len(faces), len(faces), offset=1)
     scores = (embeddings @ embeddings.T)[upper[0], upper[1]].numpy()
     return scores, person[upper[0].numpy()] == person[upper[1].numpy()]
