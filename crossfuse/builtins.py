@@ -32,6 +32,8 @@ TEXT = [
 ]
 IMAGE = [
     ("resnet18", _lazy("vision", "torchvision_builder", "resnet18"), 512, "ResNet-18, ImageNet weights", ()),
+    ("resnet18-half", _lazy("vision", "narrow_resnet_builder", 32), 256,
+     "ResNet-18 at half width, random init: a quarter of the compute, for small images trained from scratch", ()),
     ("resnet50", _lazy("vision", "torchvision_builder", "resnet50"), 2048, "ResNet-50, ImageNet weights", ()),
     ("mobilenet_v3_small", _lazy("vision", "torchvision_builder", "mobilenet_v3_small"), 1024,
      "MobileNetV3-Small, ImageNet weights", ()),

@@ -40,6 +40,57 @@ def test_in_channels_other_than_one_or_three_is_refused():
         build_backbone("tiny-cnn", in_channels=4)
 
 
+def test_resnet18_half_is_torchvision_resnet18_at_half_width():
+    import torchvision
+
+    half = build_backbone("resnet18-half", pretrained=False, image_size=64).eval()
+    full = {name: t for name, t in torchvision.models.resnet18().state_dict().items() if not name.startswith("fc.")}
+    state = half.body.state_dict()
+    # torchvision's names, so train_blocks, backbone.weights files and feature-map hooks find its parts.
+    assert list(state) == list(full)
+    for name, tensor in state.items():
+        shape = full[name].shape
+        if name == "conv1.weight":  # three colour channels in, 32 filters out
+            shape = torch.Size([32, 3, 7, 7])
+        elif tensor.dim() == 4:
+            shape = torch.Size([shape[0] // 2, shape[1] // 2, *shape[2:]])
+        elif tensor.dim() == 1:
+            shape = torch.Size([shape[0] // 2])
+        assert tensor.shape == shape, name
+    ratio = sum(t.numel() for t in state.values()) / sum(t.numel() for t in full.values())
+    assert 0.24 < ratio < 0.26
+    image = torch.randint(0, 256, (3, 80, 100), dtype=torch.uint8)
+    with torch.no_grad():
+        assert half(half.transform(image).unsqueeze(0)).shape == (1, half.feature_dim) == (1, 256)
+
+
+def test_resnet18_half_takes_grey_images_has_blocks_and_refuses_pretrained_weights():
+    from crossfuse.backbones.adapt import find_blocks
+
+    grey = build_backbone("resnet18-half", pretrained=False, image_size=48, in_channels=1).eval()
+    tensor = grey.transform(torch.randint(0, 256, (3, 60, 50), dtype=torch.uint8))
+    assert tensor.shape == (1, 48, 48) and grey.body.conv1.in_channels == 1
+    with torch.no_grad():
+        assert grey(tensor.unsqueeze(0)).shape == (1, 256)
+    assert [block is getattr(grey.body, f"layer{i}") for i, block in enumerate(find_blocks(grey), 1)] == [True] * 4
+    with pytest.raises(CrossfuseError, match="no pretrained weights: set backbone.pretrained=false"):
+        build_backbone("resnet18-half")
+
+
+def test_resnet18_half_weights_file_round_trip(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    trained = build_backbone("resnet18-half", pretrained=False, image_size=64).eval()
+    save_file(trained.body.state_dict(), str(tmp_path / "half.safetensors"))
+    torch.manual_seed(1)  # a different random init, then the file's weights
+    loaded = build_backbone("resnet18-half", pretrained=False, image_size=64,
+                            weights=str(tmp_path / "half.safetensors")).eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(images), trained(images))
+
+
 def test_timm_resnet18_random_init_with_one_channel():
     backbone = build_backbone("timm:resnet18", pretrained=False, in_channels=1, image_size=64).eval()
     assert backbone.modality == "image" and backbone.feature_dim == 512 and backbone.in_channels == 1
