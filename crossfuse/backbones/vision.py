@@ -101,10 +101,10 @@ def torchvision_builder(arch: str):
     return builder
 
 
-def narrow_resnet_builder(width: int, blocks: tuple[int, ...] = (2, 2, 2, 2)):
-    """A registry builder for a ResNet of torchvision's basic blocks (``blocks`` per stage; ResNet-18's
-    by default) with ``width`` channels in its stem and first stage, doubling per stage, from random
-    init: no pretrained weights fit the narrower shape.
+def narrow_resnet_builder(width: int):
+    """A registry builder for ResNet-18's layout of torchvision's basic blocks with ``width`` channels
+    in its stem and first stage, doubling per stage, from random init: no pretrained weights fit the
+    narrower shape.
 
     At half width (32) ResNet-18 costs a quarter of the compute, and on small images trained from
     scratch it learns more in the same time than the full width (plugins/crossfuse_face/README.md).
@@ -113,18 +113,18 @@ def narrow_resnet_builder(width: int, blocks: tuple[int, ...] = (2, 2, 2, 2)):
     def builder(config: BackboneConfig) -> ImageBackbone:
         from torchvision.models import ResNet18_Weights
 
-        arch = f"resnet{2 * sum(blocks) + 2}-w{width}"
+        arch = f"resnet18-w{width}"
         if config.pretrained:
             raise CrossfuseError(f"backbone {arch} has no pretrained weights: set backbone.pretrained=false "
                                  f"(random init, or your own backbone.weights=FILE)")
         channels = image_channels(config.in_channels)
-        body = NarrowResNet(channels, width, blocks)
+        body = NarrowResNet(channels, width)
         size = config.image_size or 224
         preset = ResNet18_Weights.DEFAULT.transforms()  # the statistics of the full-width ResNet-18
         transform = image_pipeline(resize=size, crop=size, mean=preset.mean, std=preset.std, channels=channels)
         return ImageBackbone(body, body.feature_dim, transform, arch, channels)
 
-    builder.__doc__ = f"ResNet of {blocks} basic blocks at width {width}, random init."
+    builder.__doc__ = f"ResNet-18 at width {width}, random init."
     return builder
 
 
@@ -133,7 +133,7 @@ class NarrowResNet(nn.Module):
     :class:`BasicBlock`) at any width: torchvision's ``ResNet`` fixes basic blocks at width 64.
     ``forward`` gives the average-pooled features of the last stage."""
 
-    def __init__(self, in_channels: int, width: int, blocks: tuple[int, ...]):
+    def __init__(self, in_channels: int, width: int, blocks: tuple[int, ...] = (2, 2, 2, 2)):
         from torchvision.models.resnet import BasicBlock
 
         super().__init__()
